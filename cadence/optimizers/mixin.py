@@ -37,8 +37,13 @@ from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
 ITERATIONS_KEY = "iterations"
 
 
-def _location(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None]:
-    """Find the parameter-group entry behind a Keras hyperparameter name."""
+HYPERPARAMETERS = (
+    "learning_rate", "momentum", "beta_1", "beta_2", "rho", "epsilon", "weight_decay"
+)
+
+
+def _find(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None] | None:
+    """Find the parameter-group entry behind a Keras hyperparameter name, or None."""
     group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
     if name == "learning_rate" and "lr" in group:
         return "lr", None
@@ -50,15 +55,23 @@ def _location(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | N
         return "betas", 1
     if name == "epsilon" and "eps" in group:
         return "eps", None
-    if name == "rho":
-        if "rho" in group:
-            return "rho", None
-        if isinstance(optimizer, torch.optim.RMSprop) and "alpha" in group:
-            return "alpha", None
-    raise AttributeError(
-        f"{type(optimizer).__name__} optimizer has no hyperparameter {name!r}; "
-        f"its param_groups hold: {', '.join(k for k in group if k != 'params')}."
-    )
+    if name == "rho" and "rho" in group:
+        return "rho", None
+    if name == "rho" and isinstance(optimizer, torch.optim.RMSprop) and "alpha" in group:
+        return "alpha", None
+    return None
+
+
+def _location(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None]:
+    """Find the parameter-group entry behind a Keras hyperparameter name, or raise."""
+    location = _find(optimizer, name)
+    if location is None:
+        present = [other for other in HYPERPARAMETERS if _find(optimizer, other) is not None]
+        raise AttributeError(
+            f"{type(optimizer).__name__} optimizer has no hyperparameter {name!r}; "
+            f"it has: {', '.join(present)}."
+        )
+    return location
 
 
 def _read(optimizer: torch.optim.Optimizer, name: str) -> Hyperparameter:
@@ -264,14 +277,10 @@ class OptimizerMixin:
     def get_config(self) -> dict[str, Any]:
         """Return the Keras-style configuration: name, hyperparameters and clipping."""
         config: dict[str, Any] = {"name": type(self).__name__.lower()}
-        for name in ("learning_rate", "momentum", "beta_1", "beta_2", "rho", "epsilon",
-                     "weight_decay"):
-            if name == "momentum" and "momentum" not in self.param_groups[0]:
-                continue
-            try:
+        for name in HYPERPARAMETERS:
+            location = _find(self, name)
+            if location is not None and (name != "momentum" or location[0] == "momentum"):
                 config[name] = float(_read(self, name))
-            except AttributeError:
-                continue
         for flag in ("nesterov", "amsgrad", "centered", "initial_accumulator_value"):
             if flag in self.defaults:
                 config[flag] = self.defaults[flag]
