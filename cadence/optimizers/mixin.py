@@ -294,11 +294,14 @@ class OptimizerMixin:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # torch's load_state_dict also calls __setstate__, on a set-up optimizer with
+        # only "state" and "param_groups": the counter and hooks are then kept.
         state = dict(state)
         iterations = state.pop("_cadence_iterations", 0)
         clip = state.pop("_cadence_clip", None)
         super().__setstate__(state)
-        self._cadence_setup(clip=clip, iterations=iterations)
+        if "_cadence_count_handle" not in self.__dict__:
+            self._cadence_setup(clip=clip, iterations=iterations)
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Callable[..., Any], tuple[Any], Any]:
         return (_restore, (type(self)._cadence_base,), self.__getstate__())
