@@ -1,0 +1,224 @@
+"""CallbackList: one callback that dispatches every hook to many, building logs only on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+from cadence.callbacks.callback import HOOKS, Callback, overrides
+from cadence.callbacks.history import History
+from cadence.callbacks.progbar import ProgbarLogger
+from cadence.trainer.logs import to_python
+
+_BATCH_HOOKS = frozenset(
+    h for h in HOOKS if "_batch_" in h
+)
+
+
+def _annotate(error: BaseException, callback: Callback, hook: str) -> None:
+    """Add a note naming the callback and hook to an error raised inside a callback, once."""
+    if getattr(error, "_cadence_annotated", False):
+        return
+    error.add_note(f"Raised by callback {type(callback).__name__} in {hook}.")
+    try:
+        error._cadence_annotated = True  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+
+
+class CallbackList(Callback):
+    """A list of callbacks that is itself a callback, as in Keras.
+
+    It can drive a hand-written loop: call its hooks as ``fit`` does. A hook's logs are turned
+    into a plain dict of floats (one device-to-host transfer for all keys) only when some
+    callback in the list overrides that hook; callbacks that read lazy logs at their own pace
+    (the progress bar) receive the lazy view. Within one hook, every callback receives the
+    same dict, so a value one callback adds (``learning_rate``) is seen by the next ones.
+
+    Args:
+        callbacks: The callbacks, in the order their hooks run.
+        add_history: Append a :class:`History` if the list has none.
+        add_progbar: Append a :class:`ProgbarLogger` if the list has none.
+        model: The model to attach to every callback.
+        **params: The run's parameters (``epochs``, ``steps``, ``verbose``).
+    """
+
+    def __init__(
+        self,
+        callbacks: Iterable[Callback] | None = None,
+        add_history: bool = False,
+        add_progbar: bool = False,
+        model: Any = None,
+        **params: Any,
+    ) -> None:
+        super().__init__()
+        self.callbacks: list[Callback] = list(_flatten(callbacks or []))
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    "Every callback must be an instance of cadence.callbacks.Callback; "
+                    f"received {type(callback).__name__}: {callback!r}."
+                )
+        self.history: History | None = None
+        if add_history:
+            self.history = next((c for c in self.callbacks if isinstance(c, History)), None)
+            if self.history is None:
+                self.history = History()
+                self.callbacks.append(self.history)
+        if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
+        self._dispatch: dict[str, list[tuple[Callback, Any, bool]]] = {}
+        self._rebuild()
+        if model is not None:
+            self.set_model(model)
+        if params:
+            self.set_params(params)
+
+    def _rebuild(self) -> None:
+        self._dispatch = {
+            hook: [
+                (cb, getattr(cb, hook), bool(getattr(cb, "accepts_lazy_logs", False)))
+                for cb in self.callbacks
+                if overrides(cb, hook)
+            ]
+            for hook in HOOKS
+        }
+
+    def append(self, callback: Callback) -> None:
+        """Add a callback at the end of the list."""
+        self.callbacks.append(callback)
+        if self.model is not None:
+            callback.set_model(self.model)
+        if self.params:
+            callback.set_params(self.params)
+        self._rebuild()
+
+    def set_model(self, model: Any) -> None:
+        """Attach ``model`` to this list and every callback in it."""
+        super().set_model(model)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Give every callback the run's parameters."""
+        super().set_params(params)
+        for callback in self.callbacks:
+            callback.set_params(params)
+
+    def wants(self, hook: str) -> bool:
+        """Return whether any callback overrides ``hook``."""
+        return bool(self._dispatch[hook])
+
+    def _call(self, hook: str, args: tuple, logs: Mapping[str, Any] | None) -> None:
+        entries = self._dispatch[hook]
+        if not entries:
+            return
+        plain: dict[str, Any] | None = None
+        for callback, method, lazy in entries:
+            if lazy and hook in _BATCH_HOOKS:
+                value = logs if logs is not None else {}
+            else:
+                if plain is None:
+                    plain = _plain(logs)
+                value = plain
+            try:
+                method(*args, logs=value)
+            except BaseException as error:
+                _annotate(error, callback, hook)
+                raise
+
+    def on_train_begin(self, logs=None):
+        """Dispatch ``on_train_begin``."""
+        self._call("on_train_begin", (), logs)
+
+    def on_train_end(self, logs=None):
+        """Dispatch ``on_train_end``."""
+        self._call("on_train_end", (), logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Dispatch ``on_epoch_begin``."""
+        self._call("on_epoch_begin", (epoch,), logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Dispatch ``on_epoch_end``."""
+        self._call("on_epoch_end", (epoch,), logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Dispatch ``on_train_batch_begin`` (and the legacy ``on_batch_begin``)."""
+        self._call("on_train_batch_begin", (batch,), logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Dispatch ``on_train_batch_end`` (and the legacy ``on_batch_end``)."""
+        self._call("on_train_batch_end", (batch,), logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        """Dispatch the legacy ``on_batch_begin`` as ``on_train_batch_begin``."""
+        self.on_train_batch_begin(batch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        """Dispatch the legacy ``on_batch_end`` as ``on_train_batch_end``."""
+        self.on_train_batch_end(batch, logs)
+
+    def on_test_begin(self, logs=None):
+        """Dispatch ``on_test_begin``."""
+        self._call("on_test_begin", (), logs)
+
+    def on_test_end(self, logs=None):
+        """Dispatch ``on_test_end``."""
+        self._call("on_test_end", (), logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        """Dispatch ``on_test_batch_begin``."""
+        self._call("on_test_batch_begin", (batch,), logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        """Dispatch ``on_test_batch_end``."""
+        self._call("on_test_batch_end", (batch,), logs)
+
+    def on_predict_begin(self, logs=None):
+        """Dispatch ``on_predict_begin``."""
+        self._call("on_predict_begin", (), logs)
+
+    def on_predict_end(self, logs=None):
+        """Dispatch ``on_predict_end``."""
+        self._call("on_predict_end", (), logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        """Dispatch ``on_predict_batch_begin``."""
+        self._call("on_predict_batch_begin", (batch,), logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        """Dispatch ``on_predict_batch_end``; its logs are ``{"outputs": ...}``, not converted."""
+        entries = self._dispatch["on_predict_batch_end"]
+        for callback, method, _ in entries:
+            try:
+                method(batch, logs=logs)
+            except BaseException as error:
+                _annotate(error, callback, "on_predict_batch_end")
+                raise
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __len__(self) -> int:
+        return len(self.callbacks)
+
+
+def _plain(logs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return ``logs`` itself when it already is a plain dict (so mutations persist), else convert."""
+    if type(logs) is dict and not any(isinstance(v, torch.Tensor) for v in logs.values()):
+        return logs
+    return to_python(logs)
+
+
+def _flatten(callbacks: Iterable[Any]) -> Iterable[Any]:
+    if isinstance(callbacks, Callback):
+        yield callbacks
+        return
+    for callback in callbacks:
+        if isinstance(callback, CallbackList):
+            yield from callback.callbacks
+        else:
+            yield callback

@@ -1,0 +1,394 @@
+"""Model and Sequential: a ``torch.nn.Module`` with Keras's compile, fit, evaluate and predict."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cadence import metrics as metrics_module
+from cadence import optimizers as optimizers_module
+from cadence.data import tree
+from cadence.trainer import loops
+from cadence.trainer.compile_utils import CompiledLoss, CompiledMetrics
+from cadence.trainer.logs import MetricLogs
+
+_PRECISIONS = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def resolve_device(device: Any) -> torch.device:
+    """Return the device ``"auto"`` stands for (CUDA, then MPS, then CPU), or ``device`` itself."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be 'auto', a device string such as 'cpu' or 'cuda:0', or a "
+            f"torch.device; received device={device!r}."
+        ) from error
+
+
+class Model(nn.Module):
+    """A ``torch.nn.Module`` that trains itself the way a Keras model does.
+
+    Subclass it and write ``forward`` (as you would write Keras's ``call``), or wrap a module:
+    ``cadence.Model(module)``. Then ``compile``, ``fit``, ``evaluate`` and ``predict`` take
+    Keras's arguments with Keras's meaning, and ``train_step`` / ``test_step`` /
+    ``predict_step`` can be overridden as in Keras 3.
+
+    Args:
+        module: An existing module to wrap; its ``forward`` becomes this model's.
+    """
+
+    def __init__(self, module: nn.Module | None = None) -> None:
+        super().__init__()
+        if module is not None and not isinstance(module, nn.Module):
+            raise TypeError(
+                f"cadence.Model wraps a torch.nn.Module; received {type(module).__name__}."
+            )
+        self.module = module
+        self.stop_training = False
+        self.history: Any = None
+        self.optimizer: Any = None
+        self.compiled = False
+        self._compiled_loss: CompiledLoss | None = None
+        self._compiled_metrics: CompiledMetrics | None = None
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self._metric_logs: MetricLogs | None = None
+        self._forward_training_arg: bool | None = None
+        self._train_state: Any = None
+        self.device = torch.device("cpu")
+        self._autocast_dtype: torch.dtype | None = None
+        self._scaler: Any = None
+        self._accumulation = 1
+        self._micro_step = 0
+
+    # ----------------------------------------------------------------- calling
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the wrapped module; subclasses override this with their own computation."""
+        if self.module is None:
+            raise NotImplementedError(
+                "Subclass cadence.Model and define forward(), or wrap a module: "
+                "cadence.Model(module)."
+            )
+        return self.module(*args, **kwargs)
+
+    def __call__(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        """Call the model; ``training=True/False`` switches train/eval mode like Keras's flag."""
+        if training is not None:
+            if bool(training) != self.training:
+                self.train(bool(training))
+            if self._forward_takes_training():
+                kwargs["training"] = training
+        return super().__call__(*args, **kwargs)
+
+    def _forward_takes_training(self) -> bool:
+        if self._forward_training_arg is None:
+            try:
+                parameters = inspect.signature(self.forward).parameters
+                self._forward_training_arg = "training" in parameters
+            except (TypeError, ValueError):
+                self._forward_training_arg = False
+        return self._forward_training_arg
+
+    # ----------------------------------------------------------------- compile
+    def compile(  # type: ignore[override]
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        loss_weights: Any = None,
+        weighted_metrics: Any = None,
+        jit_compile: bool | str = False,
+        steps_per_execution: int = 1,
+        device: Any = "auto",
+        precision: str = "32",
+        gradient_accumulation_steps: int = 1,
+    ) -> None:
+        """Configure the model for training, as Keras's ``compile``.
+
+        This replaces ``torch.nn.Module.compile``; ``jit_compile=True`` applies
+        ``torch.compile`` to the model instead.
+
+        Args:
+            optimizer: A Keras name (``"adam"``), a ``cadence.optimizers`` object, a torch
+                optimizer instance or class.
+            loss: A Keras name, a ``cadence.losses.Loss``, a function ``fn(y_true, y_pred)``, a
+                torch loss module, or a list/dict of them for several outputs.
+            metrics: Metric names, objects or functions (a list, or per output).
+            loss_weights: Weights of the per-output losses.
+            weighted_metrics: Metrics computed with sample weights.
+            jit_compile: ``True`` runs the model through ``torch.compile``.
+            steps_per_execution: Accepted for Keras compatibility; must be 1.
+            device: ``"auto"`` (CUDA when present, else CPU) or a device.
+            precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (autocast; a gradient scaler
+                for float16).
+            gradient_accumulation_steps: Apply the optimizer every this many batches, with the
+                gradients of those batches averaged.
+        """
+        if precision not in _PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {sorted(_PRECISIONS)}; received precision={precision!r}."
+            )
+        if not isinstance(steps_per_execution, int) or steps_per_execution != 1:
+            raise ValueError(
+                "cadence runs one batch per step (the loop has no per-step overhead to amortise); "
+                f"steps_per_execution must be 1; received steps_per_execution={steps_per_execution!r}."
+            )
+        if not isinstance(gradient_accumulation_steps, int) or gradient_accumulation_steps < 1:
+            raise ValueError(
+                "gradient_accumulation_steps must be an integer >= 1; received "
+                f"gradient_accumulation_steps={gradient_accumulation_steps!r}."
+            )
+        if not isinstance(jit_compile, bool) and jit_compile != "auto":
+            raise TypeError(f"jit_compile must be True, False or 'auto'; received {jit_compile!r}.")
+        self.device = resolve_device(device)
+        self.to(self.device)
+        self._compiled_loss = CompiledLoss(loss, loss_weights) if loss is not None else None
+        self._compiled_metrics = CompiledMetrics(metrics, weighted_metrics, self._compiled_loss)
+        self.optimizer = optimizers_module.get(optimizer, list(self.parameters()))
+        self._autocast_dtype = _PRECISIONS[precision]
+        self._scaler = None
+        if precision == "16-mixed":
+            self._scaler = torch.amp.GradScaler(self.device.type)
+        self._accumulation = gradient_accumulation_steps
+        self._micro_step = 0
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self._metric_logs = None
+        if jit_compile is True:
+            nn.Module.compile(self)
+        self.compile_config = {
+            "optimizer": type(self.optimizer).__name__,
+            "loss": loss if isinstance(loss, str) else getattr(loss, "name", repr(loss)),
+            "metrics": [m if isinstance(m, str) else getattr(m, "name", repr(m))
+                        for m in (metrics or [])] if isinstance(metrics, list | tuple) else metrics,
+            "precision": precision,
+            "jit_compile": jit_compile,
+            "device": str(self.device),
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+        }
+        self.compiled = True
+
+    @property
+    def compiled_loss(self) -> Any:
+        """Keras 2's ``compiled_loss(y, y_pred, sample_weight=None, regularization_losses=None)``."""
+        def call(y_true, y_pred, sample_weight=None, regularization_losses=None):
+            loss = self._compiled_loss(y_true, y_pred, sample_weight)
+            for extra in regularization_losses or []:
+                loss = loss + extra
+            return loss
+        return call
+
+    @property
+    def compiled_metrics(self) -> CompiledMetrics | None:
+        """Keras 2's ``compiled_metrics`` (its ``update_state(y, y_pred, sample_weight)``)."""
+        return self._compiled_metrics
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Extra losses added by layers (none: torch modules add their terms to the loss)."""
+        return []
+
+    @property
+    def trainable_weights(self) -> list[nn.Parameter]:
+        """The parameters that require gradients."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        """Frozen parameters and buffers."""
+        return [p for p in self.parameters() if not p.requires_grad] + list(self.buffers())
+
+    @property
+    def metrics(self) -> list[Any]:
+        """The loss tracker, the per-output loss trackers, then the compiled metrics."""
+        found = [self._loss_tracker]
+        if self._compiled_loss is not None:
+            found.extend(self._compiled_loss.trackers)
+        if self._compiled_metrics is not None:
+            found.extend(self._compiled_metrics.metrics)
+        return found
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """The names of :attr:`metrics` (the log keys)."""
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self) -> None:
+        """Reset every metric's state."""
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def get_metrics_result(self) -> MetricLogs:
+        """Return the metrics' current results as a lazy mapping (no host-device sync)."""
+        metrics = self.metrics
+        if self._metric_logs is None or self._metric_logs._metrics != metrics:
+            self._metric_logs = MetricLogs(metrics)
+        return self._metric_logs
+
+    # ----------------------------------------------------------------- steps
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Return the autocast context of the compiled precision (a no-op for ``"32"``)."""
+        if self._autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+
+    def compute_loss(
+        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+        training: bool = True,
+    ) -> torch.Tensor:
+        """Return the compiled loss of a batch, as Keras 3's ``compute_loss``."""
+        if self._compiled_loss is None:
+            raise ValueError(
+                "No loss to compute: compile the model with a loss, e.g. "
+                "model.compile(optimizer='adam', loss='mse'), or override train_step."
+            )
+        if y is None:
+            raise ValueError(
+                "The loss needs targets but the batch has no y: pass y to fit/evaluate, or make "
+                "the data yield (x, y) batches."
+            )
+        return self._compiled_loss(y, y_pred, sample_weight)
+
+    def compute_metrics(
+        self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
+    ) -> MetricLogs:
+        """Update the compiled metrics with a batch and return the lazy results."""
+        if self._compiled_metrics is not None:
+            with torch.no_grad():
+                self._compiled_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def train_step(self, data: Any) -> Any:
+        """Run one training batch: forward, loss, backward, optimizer step, metrics."""
+        x, y, sample_weight = tree.unpack_x_y_sample_weight(data)
+        with self.autocast():
+            y_pred = self(x)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+        self._loss_tracker.update_state(loss.detach(), sample_weight=tree.batch_size_of(x))
+        self.backward_and_step(loss)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """Backpropagate ``loss`` and step the optimizer (with scaling and accumulation)."""
+        if self._accumulation > 1:
+            loss = loss / self._accumulation
+        if self._scaler is not None:
+            self._scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        self._micro_step += 1
+        if self._micro_step % self._accumulation:
+            return
+        if self._scaler is not None:
+            self._scaler.unscale_(self.optimizer)
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def test_step(self, data: Any) -> Any:
+        """Run one evaluation batch: forward, loss, metrics."""
+        x, y, sample_weight = tree.unpack_x_y_sample_weight(data)
+        with self.autocast():
+            y_pred = self(x)
+            if self._compiled_loss is not None and y is not None:
+                loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+                self._loss_tracker.update_state(loss.detach(), sample_weight=tree.batch_size_of(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight) if y is not None \
+            else self.get_metrics_result()
+
+    def predict_step(self, data: Any) -> Any:
+        """Return the model's output for one batch."""
+        x, _, _ = tree.unpack_x_y_sample_weight(data)
+        with self.autocast():
+            return self(x)
+
+    # ----------------------------------------------------------------- loops
+    def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
+        """Train the model; Keras's arguments and meaning (see :func:`cadence.trainer.loops.fit`)."""
+        return loops.fit(self, x, y, **kwargs)
+
+    def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
+        """Evaluate the model; returns a scalar, a list, or a dict with ``return_dict=True``."""
+        return loops.evaluate(self, x, y, **kwargs)
+
+    def predict(self, x: Any, **kwargs: Any) -> Any:
+        """Return the model's predictions as numpy arrays (nests keep their structure)."""
+        return loops.predict(self, x, **kwargs)
+
+    # ----------------------------------------------------------------- weights
+    def get_weights(self) -> list[np.ndarray]:
+        """Return every parameter and buffer as a numpy array, in ``state_dict`` order."""
+        return [t.detach().cpu().numpy().copy() for t in self._weight_tensors()]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set every parameter and buffer from numpy arrays returned by :meth:`get_weights`."""
+        tensors = self._weight_tensors()
+        if len(weights) != len(tensors):
+            raise ValueError(
+                f"set_weights expects {len(tensors)} arrays (one per parameter and buffer); "
+                f"received {len(weights)}."
+            )
+        with torch.no_grad():
+            for index, (tensor, value) in enumerate(zip(tensors, weights, strict=True)):
+                value = torch.as_tensor(np.asarray(value))
+                if tuple(value.shape) != tuple(tensor.shape):
+                    raise ValueError(
+                        f"set_weights: array {index} has shape {tuple(value.shape)}; expected "
+                        f"{tuple(tensor.shape)}."
+                    )
+                tensor.copy_(value.to(tensor.dtype))
+
+    def _weight_tensors(self) -> list[torch.Tensor]:
+        state = self.state_dict(keep_vars=True)
+        return [t for t in state.values() if isinstance(t, torch.Tensor)]
+
+    def save_weights(self, filepath: Any) -> None:
+        """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix."""
+        from cadence import io
+
+        io.save_weights_file(self.state_dict(), str(filepath))
+
+    def load_weights(self, filepath: Any) -> None:
+        """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely."""
+        from cadence import io
+
+        state = io.load_weights_file(str(filepath))
+        self.load_state_dict(state)
+
+
+class Sequential(Model):
+    """A stack of modules applied in order, as ``keras.Sequential``.
+
+    Args:
+        *modules: The modules, first to last (a single list is accepted too).
+    """
+
+    def __init__(self, *modules: nn.Module) -> None:
+        if len(modules) == 1 and isinstance(modules[0], list | tuple):
+            modules = tuple(modules[0])
+        super().__init__(nn.Sequential(*modules))
+
+    def add(self, module: nn.Module) -> None:
+        """Append a module to the stack."""
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"Sequential.add expects a torch.nn.Module; received {module!r}.")
+        self.module.append(module)
+        if self.compiled:
+            module.to(self.device)
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        """The stacked modules."""
+        return list(self.module)

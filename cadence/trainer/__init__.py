@@ -1,0 +1,1 @@
+"""The training, evaluation and prediction loops and their state."""

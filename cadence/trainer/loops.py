@@ -1,0 +1,244 @@
+"""The fit, evaluate and predict loops: epoch, then batch, then hooks, readable top to bottom.
+
+Which hooks fire when training stops
+====================================
+
+=====================================  ===================  ==============  ============
+How training stops                     rest of the epoch    on_epoch_end    on_train_end
+=====================================  ===================  ==============  ============
+all epochs done                        --                   yes             yes
+``model.stop_training = True``         skipped after the    yes (after      yes
+(EarlyStopping, TerminateOnNaN, ...)   current batch        validation)
+the data runs out (a generator)        skipped              yes             yes
+an exception in a step or a callback   skipped              no              no
+``KeyboardInterrupt`` (Ctrl-C)         skipped              no              no
+=====================================  ===================  ==============  ============
+
+As in Keras, ``on_train_end`` means training finished normally; an exception or Ctrl-C
+propagates to the caller at once, after the callback's name and hook are added to it as a note.
+Every file cadence writes is complete at every instant, so nothing is left half-written, and
+``BackupAndRestore`` resumes an interrupted run exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from cadence.callbacks.callback_list import CallbackList
+from cadence.data import EpochIterator, get_adapter, tree
+from cadence.data.adapters import is_array_like
+from cadence.data.class_weight import check_class_weight, sample_weight_from_class_weight
+from cadence.trainer import arguments
+from cadence.trainer.logs import to_python
+from cadence.trainer.state import TrainState
+
+
+def _draw_seed() -> int:
+    """Draw the run's data seed from torch's global generator (so manual_seed fixes it)."""
+    return int(torch.randint(0, 2**62, (1,)).item())
+
+
+def _mover(model: Any):
+    device = model.device
+    if device.type == "cpu":
+        return lambda batch: batch
+    return lambda batch: tree.to_device(batch, device, non_blocking=True)
+
+
+def _with_class_weight(batch: Any, table: dict[int, float]) -> Any:
+    x, y, sample_weight = tree.unpack_x_y_sample_weight(batch)
+    if y is None:
+        return batch
+    return (x, y, sample_weight_from_class_weight(y, table))
+
+
+def fit(
+    model: Any,
+    x: Any = None,
+    y: Any = None,
+    batch_size: int | None = None,
+    epochs: int = 1,
+    verbose: int | str = "auto",
+    callbacks: Any = None,
+    validation_split: float = 0.0,
+    validation_data: Any = None,
+    shuffle: bool = True,
+    class_weight: dict | None = None,
+    sample_weight: Any = None,
+    initial_epoch: int = 0,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    validation_batch_size: int | None = None,
+    validation_freq: int | list[int] = 1,
+) -> Any:
+    """Train ``model`` for ``epochs`` epochs; Keras's arguments with Keras's meaning.
+
+    Returns:
+        The :class:`~cadence.callbacks.History` of the run (also ``model.history``).
+    """
+    arguments.require_compiled(model, "fit")
+    arguments.check_fit(
+        x, y, batch_size, epochs, verbose, validation_split, validation_data, class_weight,
+        sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_batch_size,
+        validation_freq,
+    )
+    if validation_split:
+        (x, y, sample_weight), validation_data = arguments.split_validation(
+            x, y, sample_weight, validation_split
+        )
+    table = check_class_weight(class_weight) if class_weight is not None else None
+    if table is not None and is_array_like(x) and y is not None:
+        sample_weight = sample_weight_from_class_weight(y, table)
+        table = None
+    state = TrainState(epoch=initial_epoch, data_seed=_draw_seed())
+    adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=shuffle, seed=state.data_seed)
+    iterator = EpochIterator(adapter, steps_per_epoch)
+    state.epoch_iterator = iterator
+    validation = arguments.validation_adapter(validation_data, validation_batch_size or batch_size)
+    callback_list = CallbackList(
+        callbacks, add_history=True, add_progbar=verbose != 0, model=model,
+        epochs=epochs, steps=iterator.steps, verbose=verbose,
+    )
+    model._train_state = state
+    model.stop_training = False
+    model.train()
+    model.optimizer.zero_grad(set_to_none=True)
+    move = _mover(model)
+    callback_list.on_train_begin()
+    training_logs: dict[str, Any] | None = None
+    epoch = state.epoch
+    while epoch < epochs:
+        if state.step_in_epoch == 0:
+            model.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+        model.train()
+        logs: Any = None
+        for batch in iterator.epoch():
+            step = state.step_in_epoch
+            callback_list.on_train_batch_begin(step)
+            if table is not None:
+                batch = _with_class_weight(batch, table)
+            logs = model.train_step(move(batch))
+            state.step_in_epoch += 1
+            state.global_step += 1
+            callback_list.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        adapter.on_epoch_end()
+        epoch_logs = to_python(logs if logs is not None else model.get_metrics_result())
+        if validation is not None and arguments.should_validate(epoch, validation_freq):
+            val_logs = run_evaluation(model, validation, callback_list, validation_steps)
+            epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
+        state.epoch = epoch + 1
+        state.step_in_epoch = 0
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        training_logs = epoch_logs
+        if model.stop_training or iterator.exhausted:
+            break
+        epoch += 1
+    callback_list.on_train_end(training_logs)
+    model.history = callback_list.history
+    return callback_list.history
+
+
+def run_evaluation(
+    model: Any, adapter: Any, callbacks: CallbackList, steps: int | None = None
+) -> dict[str, Any]:
+    """Run one evaluation pass with the ``on_test_*`` hooks; return its logs as floats."""
+    was_training = model.training
+    model.eval()
+    model.reset_metrics()
+    move = _mover(model)
+    callbacks.on_test_begin()
+    logs: Any = None
+    with torch.no_grad():
+        for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
+            callbacks.on_test_batch_begin(step)
+            logs = model.test_step(move(batch))
+            callbacks.on_test_batch_end(step, logs)
+    result = to_python(logs if logs is not None else model.get_metrics_result())
+    callbacks.on_test_end(result)
+    model.train(was_training)
+    return result
+
+
+def evaluate(
+    model: Any,
+    x: Any = None,
+    y: Any = None,
+    batch_size: int | None = None,
+    verbose: int | str = "auto",
+    sample_weight: Any = None,
+    steps: int | None = None,
+    callbacks: Any = None,
+    return_dict: bool = False,
+) -> Any:
+    """Evaluate ``model``: the loss and metrics over the data, with ``on_test_*`` hooks.
+
+    Returns:
+        A dict with ``return_dict=True``; otherwise the loss alone when there are no metrics,
+        else the list of values in ``model.metrics_names`` order.
+    """
+    arguments.require_compiled(model, "evaluate")
+    arguments.check_common(x, y, batch_size, verbose, sample_weight, steps)
+    adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=False)
+    callback_list = CallbackList(
+        callbacks, add_progbar=verbose != 0, model=model, epochs=1,
+        steps=steps if steps is not None else adapter.num_batches, verbose=verbose,
+    )
+    logs = run_evaluation(model, adapter, callback_list, steps)
+    if return_dict:
+        return logs
+    values = [logs[name] for name in model.metrics_names if name in logs]
+    values += [value for key, value in logs.items() if key not in model.metrics_names]
+    return values[0] if len(values) == 1 else values
+
+
+def predict(
+    model: Any,
+    x: Any,
+    batch_size: int | None = None,
+    verbose: int | str = "auto",
+    steps: int | None = None,
+    callbacks: Any = None,
+) -> Any:
+    """Return the model's outputs for ``x`` as numpy arrays, with ``on_predict_*`` hooks."""
+    arguments.check_common(x, None, batch_size, verbose, None, steps)
+    adapter = get_adapter(x, None, None, batch_size, shuffle=False)
+    callback_list = CallbackList(
+        callbacks, add_progbar=verbose != 0, model=model, epochs=1,
+        steps=steps if steps is not None else adapter.num_batches, verbose=verbose,
+    )
+    if getattr(model, "device", None) is None or not model.compiled:
+        model.device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    move = _mover(model)
+    outputs: list[Any] = []
+    callback_list.on_predict_begin()
+    with torch.no_grad():
+        for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
+            callback_list.on_predict_batch_begin(step)
+            batch_outputs = model.predict_step(move(batch))
+            callback_list.on_predict_batch_end(step, {"outputs": batch_outputs})
+            outputs.append(tree.map_structure(lambda t: t.detach().cpu(), batch_outputs))
+    callback_list.on_predict_end()
+    model.train(was_training)
+    if not outputs:
+        raise ValueError("predict received no batches: the data is empty.")
+    return _concatenate(outputs)
+
+
+def _concatenate(outputs: list[Any]) -> Any:
+    first = outputs[0]
+    if isinstance(first, dict):
+        return {key: _concatenate([o[key] for o in outputs]) for key in first}
+    if isinstance(first, tuple | list):
+        return type(first)(_concatenate([o[i] for o in outputs]) for i in range(len(first)))
+    merged = torch.cat(outputs, dim=0)
+    if merged.dtype in (torch.bfloat16, torch.float16):
+        merged = merged.float()
+    return np.asarray(merged.numpy())
