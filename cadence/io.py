@@ -68,21 +68,14 @@ class UnsafeFileError(_FileError):
     _prefix = "Refusing to load"
 
 
-# --------------------------------------------------------------------------- atomic writing
-
-
 def _fsync_dir(directory: Path) -> None:
     """Fsync a folder so a rename inside it is durable; best effort where unsupported."""
-    try:
+    with contextlib.suppress(OSError):  # Windows cannot open a folder.
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # Windows cannot open a folder.
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -95,7 +88,8 @@ def atomic_write(
     the final ``os.replace`` is a rename within one file system. On success the file is flushed,
     fsynced, renamed into place, and the folder is fsynced where the platform allows it. If the
     block raises, the temporary file is removed and ``path`` is left as it was. Missing parent
-    folders are created; an existing file's permission bits are kept.
+    folders are created; an existing file's permission bits are kept. A process killed mid-write
+    leaves its hidden temporary file behind, never a half-written ``path``.
 
     Args:
         path: The file to write.
@@ -146,9 +140,6 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
     """Write ``text`` to ``path`` atomically, without newline translation."""
     with atomic_write(path, "w", encoding=encoding, newline="") as f:
         f.write(text)
-
-
-# --------------------------------------------------------------------------- state files
 
 
 def _check(obj: Any, where: str, on_path: set[int]) -> None:
@@ -298,9 +289,6 @@ def load_torch_file(path: PathLike, map_location: Any = "cpu") -> Any:
     return load_state(path, map_location)
 
 
-# --------------------------------------------------------------------------- weights files
-
-
 def save_weights_file(state_dict: dict[str, torch.Tensor], path: PathLike) -> None:
     """Save model weights atomically, in the format the file's suffix names.
 
@@ -322,13 +310,8 @@ def save_weights_file(state_dict: dict[str, torch.Tensor], path: PathLike) -> No
         return
     from safetensors.torch import save
 
-    if not isinstance(state_dict, dict):
-        raise TypeError(
-            "A .safetensors file holds a dict of str to tensor; "
-            f"received type '{type(state_dict).__name__}'."
-        )
     tensors, seen = {}, set()
-    for key, value in state_dict.items():
+    for key, value in dict(state_dict).items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise TypeError(
                 "A .safetensors file holds a dict of str to tensor; received key "
@@ -369,9 +352,6 @@ def load_weights_file(path: PathLike, map_location: Any = "cpu") -> Any:
     return {key: value.to(map_location) for key, value in tensors.items()}
 
 
-# --------------------------------------------------------------------------- rotating backups
-
-
 def _looks_complete(path: Path) -> bool:
     """Tell whether ``path`` is a cadence state file of the size its header announces."""
     try:
@@ -389,14 +369,14 @@ def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:
     Invariant: at every instant at least one complete, valid state is on disk, even if the process
     is killed between any two system calls. The steps are:
 
-    1. write the new state to ``path + ".next"`` through :func:`atomic_write` (fsynced);
+    1. write the new state to ``path + ".next"`` and fsync it;
     2. if ``path`` is a complete state file (so a damaged ``path`` never overwrites a good
        previous one), ``os.replace(path, prev)`` and fsync the folder;
     3. ``os.replace(next, path)`` and fsync the folder.
 
     Before step 2 ``path`` is complete; between steps 2 and 3 the previous file is; after step 3
     ``path`` is. :func:`load_latest` reads ``path`` and falls back to the previous file. A ``.next``
-    file left by a killed writer is replaced by the next call.
+    file left by a killed writer is overwritten by the next call. Use one writer per ``path``.
 
     Args:
         path: The backup file.
@@ -408,7 +388,12 @@ def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:
     """
     target = Path(path)
     staged = target.with_name(target.name + ".next")
-    atomic_write_bytes(staged, _encode_state(obj))
+    data = _encode_state(obj)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(staged, "wb") as f:  # A fixed name: a killed writer's leftover is overwritten.
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     if _looks_complete(target):
         os.replace(target, target.with_name(target.name + prev_suffix))
         _fsync_dir(target.parent)
