@@ -1,0 +1,69 @@
+"""Metrics with Keras's names and log keys, accumulating their state on the device.
+
+`get(identifier)` turns a Keras name, a `Metric`, a `torchmetrics.Metric` or a plain
+function into a `Metric`; `resolve(identifier, loss, y_true, y_pred)` adds Keras 3's
+rules for `"accuracy"` / `"crossentropy"` and for log-key names.
+"""
+
+from cadence.metrics.accuracies import (
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+    accuracy,
+    binary_accuracy,
+    categorical_accuracy,
+    sparse_categorical_accuracy,
+    sparse_top_k_categorical_accuracy,
+    top_k_categorical_accuracy,
+)
+from cadence.metrics.confusion import Precision, Recall
+from cadence.metrics.metric import Metric
+from cadence.metrics.reduction import Mean, MeanMetricWrapper, Sum
+from cadence.metrics.registry import get, resolve, valid_names
+from cadence.metrics.regression import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    RootMeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
+from cadence.metrics.torchmetrics_adapter import TorchMetricsAdapter
+
+__all__ = [
+    "Accuracy",
+    "BinaryAccuracy",
+    "BinaryCrossentropy",
+    "CategoricalAccuracy",
+    "CategoricalCrossentropy",
+    "Mean",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanMetricWrapper",
+    "MeanSquaredError",
+    "MeanSquaredLogarithmicError",
+    "Metric",
+    "Precision",
+    "Recall",
+    "RootMeanSquaredError",
+    "SparseCategoricalAccuracy",
+    "SparseCategoricalCrossentropy",
+    "SparseTopKCategoricalAccuracy",
+    "Sum",
+    "TopKCategoricalAccuracy",
+    "TorchMetricsAdapter",
+    "accuracy",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "get",
+    "resolve",
+    "sparse_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "valid_names",
+]
