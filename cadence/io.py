@@ -1,18 +1,12 @@
 r"""Atomic, safe file I/O for every file cadence writes or reads.
 
-Writing: a file goes to a temporary file in the same folder, is flushed and fsynced, and is renamed
-over the target with ``os.replace``; a reader, or a run restarted after SIGKILL or a power cut,
-sees the old complete file or the new complete file, never a mix.
-
-Reading: nothing is unpickled beyond what ``torch.load(weights_only=True)`` allows (tensors,
-numbers, strings, bools, None, lists, tuples, dicts). A file carrying any other pickled object is
-refused with :class:`UnsafeFileError`; cadence never runs code from files.
-
-The cadence state format is one header line followed by the bytes of an ordinary ``torch.save``::
-
-    cadence-state v1 <payload size> <sha256 of the payload, hex>\n<payload>
-
-so a truncated or altered file is detected on load (:class:`CorruptFileError`).
+Files are written to a temporary file in the same folder, fsynced and renamed into place, so a
+reader (or a run restarted after SIGKILL) sees the old or the new complete file, never a mix.
+Loading unpickles nothing beyond what ``torch.load(weights_only=True)`` allows; other pickled
+objects raise :class:`UnsafeFileError`: cadence never runs code from files. A cadence state file
+is the bytes of an ordinary ``torch.save`` behind one header line,
+``cadence-state v1 <payload size> <sha256 of the payload, hex>\n``, so a truncated or altered
+file is detected on load (:class:`CorruptFileError`).
 """
 
 from __future__ import annotations
@@ -84,12 +78,11 @@ def atomic_write(
 ) -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` atomically when the block succeeds.
 
-    The temporary file lies in the folder of ``path`` (named ``.<name>.tmp-<pid>-<random>``), so
-    the final ``os.replace`` is a rename within one file system. On success the file is flushed,
-    fsynced, renamed into place, and the folder is fsynced where the platform allows it. If the
-    block raises, the temporary file is removed and ``path`` is left as it was. Missing parent
-    folders are created; an existing file's permission bits are kept. A process killed mid-write
-    leaves its hidden temporary file behind, never a half-written ``path``.
+    The temporary file, ``.<name>.tmp-<pid>-<random>`` in the folder of ``path``, is flushed,
+    fsynced and renamed into place on success, then the folder is fsynced (where the platform
+    allows). If the block raises, it is removed and ``path`` is untouched. Parent folders are
+    created; an existing file's permission bits are kept. A process killed mid-write leaves its
+    hidden temporary file behind, never a half-written ``path``.
 
     Args:
         path: The file to write.
@@ -180,17 +173,13 @@ def _encode_state(obj: Any) -> bytes:
 def save_state(obj: Any, path: PathLike) -> None:
     """Save a nested state to ``path`` atomically, in cadence's checksummed format.
 
-    The structure is checked before any file is touched, so a refused state leaves ``path`` as it
-    was. Dict keys form the path named in errors (``callbacks.EarlyStopping.best``), list and tuple
-    items add ``[i]``.
-
     Args:
         obj: Nested tensors, numbers, strings, bools, None, lists, tuples and dicts.
         path: The file to write; parent folders are created.
 
     Raises:
-        TypeError: If ``obj`` holds another type; the message names its key path and type.
-        ValueError: If a container contains itself.
+        TypeError: If ``obj`` holds another type (or ``ValueError`` if it contains itself), raised
+            before any file is touched; the message names the key path (``a.b[0]``) and type.
     """
     atomic_write_bytes(path, _encode_state(obj))
 
@@ -215,13 +204,9 @@ def _torch_load(data: memoryview, path: PathLike, map_location: Any, checked: bo
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise UnsafeFileError(path, _refusal(str(err))) from None
-    except EOFError:
-        if checked:
-            raise
-        raise CorruptFileError(path, "truncated torch file (unexpected end of data)") from None
-    except RuntimeError as err:
-        first = (str(err).splitlines() or [""])[0]
-        if checked or ("PytorchStreamReader" not in first and "zip" not in first):
+    except (EOFError, RuntimeError) as err:  # Damage, unless the checksum proved the bytes good.
+        first = (str(err).splitlines() or ["unexpected end of data"])[0]
+        if checked or not (isinstance(err, EOFError) or "PytorchStreamReader" in first):
             raise
         raise CorruptFileError(path, f"unreadable torch file ({first})") from None
 
@@ -230,9 +215,7 @@ def _decode_state(data: bytes, path: PathLike, map_location: Any) -> Any:
     view = memoryview(data)
     if not data:
         raise CorruptFileError(path, "empty file (0 bytes)")
-    if not data.startswith(_MAGIC):
-        if _MAGIC.startswith(data):
-            raise CorruptFileError(path, f"truncated: incomplete header ({len(data)} bytes)")
+    if data[: len(_MAGIC)] != _MAGIC[: len(data)]:
         if data.startswith((b"PK\x03\x04", b"\x80")):  # A zip or legacy file of plain torch.save.
             return _torch_load(view, path, map_location, checked=False)
         raise CorruptFileError(
@@ -243,7 +226,7 @@ def _decode_state(data: bytes, path: PathLike, map_location: Any) -> Any:
         raise CorruptFileError(path, f"truncated: incomplete header ({len(data)} bytes)")
     header = _HEADER_RE.fullmatch(data[: end + 1]) if end >= 0 else None
     if header is None:
-        raise CorruptFileError(path, f"malformed header {bytes(data[:end]).strip()!r}")
+        raise CorruptFileError(path, f"malformed header {data[: max(end, 0) or _MAX_HEADER]!r}")
     version, size, digest = int(header.group(1)), int(header.group(2)), header.group(3).decode()
     if version != _VERSION:
         raise CorruptFileError(
@@ -261,15 +244,8 @@ def _decode_state(data: bytes, path: PathLike, map_location: Any) -> Any:
 def load_state(path: PathLike, map_location: Any = "cpu") -> Any:
     """Load a state saved by :func:`save_state`, verifying its size and checksum.
 
-    Files written by a plain ``torch.save`` are accepted too (they carry no checksum). Loading
-    always uses ``weights_only=True``.
-
-    Args:
-        path: The file to read.
-        map_location: Passed to ``torch.load``.
-
-    Returns:
-        The saved object.
+    Files of a plain ``torch.save`` are accepted too (without a checksum to verify). Loading always
+    uses ``weights_only=True``; ``map_location`` is passed to ``torch.load``.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
@@ -292,15 +268,11 @@ def load_torch_file(path: PathLike, map_location: Any = "cpu") -> Any:
 def save_weights_file(state_dict: dict[str, torch.Tensor], path: PathLike) -> None:
     """Save model weights atomically, in the format the file's suffix names.
 
-    ``.safetensors`` (any case) writes a safetensors file: no pickle at all, readable by other
-    tools, a flat dict of str to tensor, no checksum of its own (a truncated file is still
-    detected). Tensors are copied to the CPU; shared or non-contiguous ones are cloned, since
-    safetensors refuses them. Any other suffix (``.pt``, ``.pth``, ``.bin``, ``.ckpt``, ...) writes
-    cadence's checksummed torch format (see :func:`save_state`), which also takes nested states.
-
-    Args:
-        state_dict: The weights, e.g. ``model.state_dict()``.
-        path: The file to write.
+    ``.safetensors`` (any case) writes a safetensors file: no pickle, readable by other tools, a
+    flat dict of str to tensor, no checksum (truncation is still detected). Tensors are copied to
+    the CPU; shared or non-contiguous ones are cloned, as safetensors refuses them. Any other
+    suffix (``.pt``, ``.pth``, ``.bin``, ``.ckpt``, ...) gets cadence's checksummed torch format
+    (see :func:`save_state`), which also takes nested states.
 
     Raises:
         TypeError: If the state does not fit the chosen format.
@@ -328,17 +300,8 @@ def save_weights_file(state_dict: dict[str, torch.Tensor], path: PathLike) -> No
 def load_weights_file(path: PathLike, map_location: Any = "cpu") -> Any:
     """Load weights written by :func:`save_weights_file` or by a plain ``torch.save``.
 
-    Args:
-        path: A ``.safetensors`` file, or a torch file of any other suffix.
-        map_location: ``torch.load``'s argument for torch files; a device for safetensors files.
-
-    Returns:
-        The weights (a dict of str to tensor for safetensors files).
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        CorruptFileError: If the file is damaged or in no known format.
-        UnsafeFileError: If a torch file holds pickled objects that safe loading refuses.
+    ``.safetensors`` files (``map_location`` is then a device) give a dict of str to tensor; any
+    other suffix is read by :func:`load_state`, with the same errors.
     """
     if Path(path).suffix.lower() != ".safetensors":
         return load_state(path, map_location)
@@ -378,11 +341,6 @@ def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:
     ``path`` is. :func:`load_latest` reads ``path`` and falls back to the previous file. A ``.next``
     file left by a killed writer is overwritten by the next call. Use one writer per ``path``.
 
-    Args:
-        path: The backup file.
-        obj: The state, as for :func:`save_state`.
-        prev_suffix: Suffix of the previous backup's name.
-
     Raises:
         TypeError: If ``obj`` holds types :func:`save_state` refuses; no file is touched then.
     """
@@ -409,11 +367,6 @@ def load_latest(
     Tries ``path``, then ``path + prev_suffix``. A missing or corrupt ``path`` is skipped with a
     warning naming it and the reason. A file holding unsafe pickled objects is never skipped: its
     :class:`UnsafeFileError` is raised.
-
-    Args:
-        path: The backup file given to :func:`rotate_write`.
-        map_location: Passed to ``torch.load``.
-        prev_suffix: Suffix of the previous backup's name.
 
     Returns:
         ``(state, path_it_was_read_from)``.
