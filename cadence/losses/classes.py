@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from cadence.losses import crossentropy, regression
@@ -254,5 +255,7 @@ class SparseCategoricalCrossentropy(_FunctionLoss):
         ignore_class = self.fn_kwargs["ignore_class"]
         if ignore_class is None:
             return None
-        labels = crossentropy.sparse_labels(y_true, to_tensor(y_pred))
-        return ignored_fraction_scale(labels != ignore_class)
+        y_pred = to_tensor(y_pred)
+        labels = crossentropy.sparse_labels(y_true, y_pred)
+        dtype = y_pred.dtype if torch.is_floating_point(y_pred) else torch.get_default_dtype()
+        return ignored_fraction_scale(labels != ignore_class, dtype)

@@ -241,14 +241,15 @@ class LossFunctionWrapper(Loss):
         return {**super().get_config(), **self.fn_kwargs}
 
 
-def ignored_fraction_scale(valid: Tensor) -> Tensor:
+def ignored_fraction_scale(valid: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """Returns `total / valid` so that mean reductions average over valid entries only.
 
     Args:
         valid: A boolean mask of the entries that count.
+        dtype: The dtype of the losses the factor will scale.
 
     Returns:
         A 0-d tensor, computed on the device without a host sync.
     """
-    count = valid.sum(dtype=torch.float32)
+    count = valid.sum(dtype=dtype)
     return valid.numel() / (count + EPSILON)
