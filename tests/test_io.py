@@ -169,6 +169,22 @@ def test_trailing_data_and_foreign_files_are_refused(tmp_path):
         load_state(path)
 
 
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (b"cadence-state v1 12 nothex\n", "malformed header b'cadence-state v1 12 nothex'"),
+        (b"cadence-state v2 0 " + b"0" * 64 + b"\n",
+         "unsupported format version 2; this cadence reads version 1"),
+    ],
+)
+def test_bad_headers_are_refused(tmp_path, header, reason):
+    path = tmp_path / "s.ckpt"
+    path.write_bytes(header)
+    message = f"Corrupt file '{path}': {reason}."
+    with pytest.raises(CorruptFileError, match=f"^{re.escape(message)}$"):
+        load_state(path)
+
 def test_truncated_plain_torch_file_is_corrupt(tmp_path):
     path = tmp_path / "w.pt"
     torch.save({"w": torch.ones(100)}, path)
@@ -380,6 +396,49 @@ def test_load_latest_when_newest_is_missing_or_all_corrupt(tmp_path):
     with pytest.warns(UserWarning), pytest.raises(CorruptFileError, match=message):
         load_latest(path)
 
+
+
+class Crash(BaseException):
+    pass
+
+
+def test_crash_before_any_system_call_of_rotate_write_keeps_a_backup(tmp_path, monkeypatch):
+    path = tmp_path / "backup.ckpt"
+    rotate_write(path, {"step": 0})
+    rotate_write(path, {"step": 1})
+    real = {name: getattr(os, name) for name in ("replace", "fsync", "open")}
+    crash_at = 1
+    while True:
+        calls = []
+
+        def fake(name, *args, _calls=calls, _crash_at=crash_at, **kwargs):
+            _calls.append(name)
+            if len(_calls) == _crash_at:
+                raise Crash(name)
+            return real[name](*args, **kwargs)
+
+        for name in real:
+            monkeypatch.setattr(os, name, lambda *a, _n=name, **k: fake(_n, *a, **k))
+        step = crash_at + 1
+        try:
+            rotate_write(path, {"step": step})
+            crashed = False
+        except Crash:
+            crashed = True
+        finally:
+            monkeypatch.undo()
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            state, _ = load_latest(path)
+        assert state["step"] in (step - 1, step) if crashed else state == {"step": step}
+        if not crashed:
+            break
+        rotate_write(path, {"step": step})  # Back to a known state: the crashed step, complete.
+        crash_at += 1
+    # A crash was tried before each of: fsync of the new file, rename to .prev, folder fsync,
+    # rename into place, folder fsync.
+    assert calls == ["fsync", "replace", "open", "fsync", "replace", "open", "fsync"]
+    assert crash_at == len(calls) + 1
 
 def backup_state(step):
     return {"step": step, "weights": torch.full((256, 512), float(step)), "tag": f"step-{step}"}
