@@ -3,12 +3,11 @@
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from cadence.losses import crossentropy, regression
 from cadence.losses.loss import Loss, ignored_fraction_scale
-from cadence.losses.shapes import to_tensor
+from cadence.losses.shapes import float_predictions
 
 
 class _FunctionLoss(Loss):
@@ -255,7 +254,6 @@ class SparseCategoricalCrossentropy(_FunctionLoss):
         ignore_class = self.fn_kwargs["ignore_class"]
         if ignore_class is None:
             return None
-        y_pred = to_tensor(y_pred)
+        y_pred = float_predictions(y_pred)
         labels = crossentropy.sparse_labels(y_true, y_pred)
-        dtype = y_pred.dtype if torch.is_floating_point(y_pred) else torch.get_default_dtype()
-        return ignored_fraction_scale(labels != ignore_class, dtype)
+        return ignored_fraction_scale(labels != ignore_class, y_pred.dtype)

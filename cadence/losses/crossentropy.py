@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cadence.losses.shapes import EPSILON, as_samples, per_sample, prepare_pair, to_tensor
+from cadence.losses.shapes import (
+    EPSILON,
+    as_samples,
+    float_predictions,
+    per_sample,
+    prepare_pair,
+    to_tensor,
+)
 
 
 def binary_crossentropy(
@@ -142,9 +149,7 @@ def sparse_categorical_crossentropy(
         Per-sample losses of shape `(batch,)`; extra axes are averaged with ignored
         entries counted as 0 (the `Loss` class rescales them as Keras does).
     """
-    y_pred = to_tensor(y_pred)
-    if not torch.is_floating_point(y_pred):
-        y_pred = y_pred.to(torch.get_default_dtype())
+    y_pred = float_predictions(y_pred)
     labels = sparse_labels(y_true, y_pred, axis)
     valid = None
     if ignore_class is not None:

@@ -52,11 +52,29 @@ def align_ranks(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
     return x1, x2
 
 
+def float_predictions(y_pred: Any) -> Tensor:
+    """Converts predictions to a tensor of at least float32 precision.
+
+    Half-precision predictions (from mixed precision) are upcast to float32, as Keras
+    computes losses in float32; non-floating predictions become float32 too.
+
+    Args:
+        y_pred: Predictions.
+
+    Returns:
+        A float32 or float64 tensor.
+    """
+    y_pred = to_tensor(y_pred)
+    if y_pred.dtype not in (torch.float32, torch.float64):
+        y_pred = y_pred.to(torch.float32)
+    return y_pred
+
+
 def prepare_pair(y_true: Any, y_pred: Any) -> tuple[Tensor, Tensor]:
     """Converts targets and predictions to floating tensors of the same rank and dtype.
 
-    Integer and boolean targets are cast to the floating dtype of the predictions
-    (float32 when the predictions are not floating), and both are aligned with
+    Predictions are converted with `float_predictions`, targets (integer and boolean
+    ones included) are cast to the predictions' dtype, and both are aligned with
     `align_ranks`.
 
     Args:
@@ -66,9 +84,7 @@ def prepare_pair(y_true: Any, y_pred: Any) -> tuple[Tensor, Tensor]:
     Returns:
         `(y_true, y_pred)` as tensors on the predictions' device.
     """
-    y_pred = to_tensor(y_pred)
-    if not torch.is_floating_point(y_pred):
-        y_pred = y_pred.to(torch.get_default_dtype())
+    y_pred = float_predictions(y_pred)
     y_true = to_tensor(y_true, like=y_pred).to(y_pred.dtype)
     y_true, y_pred = align_ranks(y_true, y_pred)
     return y_true, y_pred

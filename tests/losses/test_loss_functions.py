@@ -180,3 +180,13 @@ def test_integer_and_bool_targets_are_cast_to_prediction_dtype():
 def test_numpy_inputs_are_accepted():
     got = losses.mean_absolute_error(np.array([[1.0, 2.0]]), np.array([[2.0, 4.0]]))
     assert got.tolist() == [1.5]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_predictions_are_computed_in_float32(dtype):
+    y_pred = torch.tensor([[0.1, 0.7, 0.2]], dtype=dtype)
+    got = losses.sparse_categorical_crossentropy(torch.tensor([1]), y_pred)
+    assert got.dtype == torch.float32
+    expected = -np.log(y_pred.float().numpy()[0, 1] / y_pred.float().numpy().sum())
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    assert losses.mean_squared_error(torch.ones(2), y_pred[:, :2].T).dtype == torch.float32
