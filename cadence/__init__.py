@@ -1,7 +1,9 @@
 """cadence: Keras's ``fit()`` and its whole callback system, over plain PyTorch modules."""
 
-from cadence import backend, callbacks, data, losses, metrics, optimizers
+from cadence import backend, callbacks, data, losses, metrics, optimizers, utils
 from cadence.model import Model, Sequential
+
+from cadence import keras  # noqa: E402  (a namespace over the modules above)
 
 __version__ = "0.1.0"
 
@@ -14,4 +16,6 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "keras",
+    "utils",
 ]

@@ -178,12 +178,18 @@ class Model(nn.Module):
 
     @property
     def compiled_loss(self) -> Any:
-        """Keras 2's ``compiled_loss(y, y_pred, sample_weight=None, regularization_losses=None)``."""
+        """Keras 2's ``compiled_loss(y, y_pred, sample_weight=None, regularization_losses=None)``.
+
+        Calling it returns the batch's loss and, as in Keras 2, updates the ``loss`` metric.
+        """
         def call(y_true, y_pred, sample_weight=None, regularization_losses=None):
-            loss = self._compiled_loss(y_true, y_pred, sample_weight)
+            loss = self.compute_loss(None, y_true, y_pred, sample_weight)
             for extra in regularization_losses or []:
                 loss = loss + extra
+            # As Keras 2's compiled_loss, this also updates the "loss" metric.
+            self._loss_tracker.update_state(loss.detach(), sample_weight=tree.batch_size_of(y_pred))
             return loss
+
         return call
 
     @property

@@ -1,0 +1,24 @@
+"""A ``keras``-shaped namespace, so ported code keeps its spelling.
+
+``from cadence import keras`` (for ``from tensorflow import keras``), ``import cadence as tf``
+(for ``tf.keras.callbacks.Callback``), and ``import cadence.keras.backend as K`` (for
+``import tensorflow.keras.backend as K``) all reach cadence's own modules: the names below are
+the same objects as ``cadence.callbacks``, ``cadence.backend`` and so on.
+"""
+
+import sys
+
+from cadence import backend, callbacks, losses, metrics, optimizers, utils
+from cadence.model import Model, Sequential
+
+__all__ = ["Model", "Sequential", "backend", "callbacks", "losses", "metrics", "optimizers", "utils"]
+
+for _name, _module in {
+    "backend": backend,
+    "callbacks": callbacks,
+    "losses": losses,
+    "metrics": metrics,
+    "optimizers": optimizers,
+    "utils": utils,
+}.items():
+    sys.modules[f"{__name__}.{_name}"] = _module

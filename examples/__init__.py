@@ -1,0 +1,1 @@
+"""Ports of the seed documents' Keras examples to cadence (only imports and model construction changed)."""
