@@ -127,8 +127,9 @@ class ProgbarLogger(Callback):
             self._open_bar(self.params.get("steps"), "step")
 
     def on_test_batch_end(self, batch, logs=None):
-        """Advance the evaluation bar."""
-        self._advance(logs)
+        """Advance the evaluation bar (validation inside ``fit`` has none)."""
+        if not self._in_fit:
+            self._advance(logs)
 
     def on_test_end(self, logs=None):
         """Close the evaluation bar with its results."""
