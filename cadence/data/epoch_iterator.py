@@ -10,15 +10,24 @@ from typing import Any
 class EpochIterator:
     """Yield the batches of each epoch from a data adapter.
 
-    Without ``steps_per_epoch`` an epoch is one pass over the data. With it, an epoch is
-    ``steps_per_epoch`` batches and the next epoch continues where the last one stopped, as in
-    Keras; data that can be read again (arrays, Datasets, DataLoaders, Sequences) then starts a
-    new pass (reshuffled) when a pass runs out, so every epoch has ``steps_per_epoch`` batches.
-    Data that cannot be read again (a generator) that runs out ends the epoch early, with a
-    warning, and ``exhausted`` becomes True.
+    Without ``steps_per_epoch`` an epoch is the rest of the current pass over the data (a whole
+    pass, unless a resumed run starts mid-pass). With it, an epoch is ``steps_per_epoch``
+    batches and the next epoch continues where the last one stopped, from the same live
+    iterator, as in Keras; data that can be read again (arrays, Datasets, DataLoaders,
+    Sequences) starts a new pass (reshuffled) when a pass runs out, so every epoch has
+    ``steps_per_epoch`` batches. Data that cannot be read again (a generator) that runs out
+    ends the epoch early, with a warning, and ``exhausted`` becomes True.
 
-    The position (``pass_index``, ``batch_in_pass``) is part of the training state, so a resumed
-    run reads the same batches in the same order.
+    The position (``pass_index``, ``batch_in_pass``) is part of the training state: after
+    :meth:`load_state_dict` the next epoch starts pass ``pass_index`` at batch
+    ``batch_in_pass``, so a resumed run reads the same batches in the same order.
+
+    Args:
+        adapter: A :class:`~cadence.data.adapters.DataAdapter`.
+        steps_per_epoch: Batches per epoch, or ``None`` for one pass.
+
+    Raises:
+        ValueError: From :meth:`epoch`, if the data yields no batch at all.
     """
 
     def __init__(self, adapter: Any, steps_per_epoch: int | None = None) -> None:
@@ -27,6 +36,8 @@ class EpochIterator:
         self.pass_index = 0
         self.batch_in_pass = 0
         self.exhausted = False
+        self.batches_read = 0
+        self._live: Iterator[Any] | None = None
 
     @property
     def steps(self) -> int | None:
@@ -40,56 +51,71 @@ class EpochIterator:
         return {"pass_index": self.pass_index, "batch_in_pass": self.batch_in_pass}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Restore a data position."""
+        """Restore a data position; the next epoch starts reading there."""
         self.pass_index = int(state["pass_index"])
         self.batch_in_pass = int(state["batch_in_pass"])
+        self.close()
 
     def set_seed(self, seed: int) -> None:
         """Set the seed that orders every pass (for adapters that shuffle)."""
-        if hasattr(self.adapter, "seed"):
+        if hasattr(self.adapter, "seed") and self.adapter.seed != seed:
             self.adapter.seed = seed
+            self.close()
+
+    def close(self) -> None:
+        """Drop the live iterator of the current pass (stopping any loader workers)."""
+        live, self._live = self._live, None
+        if live is not None and hasattr(live, "close"):
+            live.close()
 
     def _next_pass(self) -> None:
+        self.close()
         self.pass_index += 1
         self.batch_in_pass = 0
+
+    def _next_batch(self) -> tuple[bool, Any]:
+        """Return ``(True, batch)``, or ``(False, None)`` when the current pass ran out."""
+        if self._live is None:
+            self._live = iter(self.adapter.iterate(self.pass_index, self.batch_in_pass))
+        try:
+            return True, next(self._live)
+        except StopIteration:
+            return False, None
 
     def epoch(self) -> Iterator[Any]:
         """Yield the batches of one epoch, updating the position after each one."""
         target = self.steps_per_epoch
         produced = 0
         while target is None or produced < target:
-            started = self.batch_in_pass
-            got_any = False
-            for batch in self.adapter.iterate(self.pass_index, started):
-                got_any = True
+            got, batch = self._next_batch()
+            if got:
                 self.batch_in_pass += 1
+                self.batches_read += 1
                 produced += 1
                 yield batch
-                if target is not None and produced >= target:
-                    break
-            else:
-                # The pass ran out.
-                if not self.adapter.repeatable:
-                    if target is not None and produced < target:
-                        self.exhausted = True
-                        warnings.warn(
-                            f"The data ran out after {produced} of {target} batches of this "
-                            "epoch: a generator cannot be read again. Pass steps_per_epoch "
-                            "and epochs so that steps_per_epoch * epochs batches exist.",
-                            stacklevel=3,
-                        )
-                    elif produced == 0:
-                        self.exhausted = True
-                    self._next_pass()
-                    return
-                self._next_pass()
-                if target is None:
-                    return
-                if not got_any and started == 0:
-                    return
                 continue
-            # The epoch ended inside the pass: keep the position for the next epoch.
-            num = self.adapter.num_batches
-            if num is not None and self.batch_in_pass >= num:
-                self._next_pass()
-            return
+            # The pass ran out.
+            if self.batch_in_pass == 0 and self.batches_read == 0:
+                raise ValueError(
+                    f"The data yielded no batches ({type(self.adapter).__name__}): it is empty, "
+                    "or it is a generator that was already read to its end."
+                )
+            if not self.adapter.repeatable:
+                if target is not None or produced == 0:
+                    self.exhausted = True
+                if target is not None and produced < target:
+                    warnings.warn(
+                        f"The data ran out after {produced} of {target} batches of this epoch: "
+                        "a generator cannot be read again. Make sure it can yield "
+                        "steps_per_epoch * epochs batches.",
+                        stacklevel=2,
+                    )
+                return
+            empty_pass = self.batch_in_pass == 0
+            self._next_pass()
+            if target is None or empty_pass:
+                return
+        # Exactly ``steps_per_epoch`` batches: start a new pass next time when this one is done.
+        num = self.adapter.num_batches
+        if num is not None and self.batch_in_pass >= num:
+            self._next_pass()

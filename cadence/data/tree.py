@@ -42,7 +42,28 @@ def to_tensor(value: Any) -> Any:
         return to_tensor(np.asarray(value))
     if isinstance(value, int | float | np.generic):
         return torch.as_tensor(value)
+    if hasattr(value, "to_numpy"):  # pandas DataFrame / Series
+        return to_tensor(np.asarray(value.to_numpy()))
     return value
+
+
+def pin(data: Any) -> Any:
+    """Return ``data`` with every CPU tensor in page-locked memory (already pinned ones kept).
+
+    Page-locked batches let ``to_device(..., non_blocking=True)`` copy to a GPU without
+    blocking the host. Only called when the model is on a CUDA device.
+    """
+    def pin_one(t: Any) -> Any:
+        if isinstance(t, torch.Tensor) and t.device.type == "cpu" and not t.is_pinned():
+            return t.pin_memory()
+        return t
+
+    return map_structure(pin_one, data)
+
+
+def pinned_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Return an uninitialised page-locked CPU tensor (torch caches these allocations)."""
+    return torch.empty(shape, dtype=dtype, pin_memory=True)
 
 
 def to_device(data: Any, device: torch.device, non_blocking: bool = False) -> Any:
