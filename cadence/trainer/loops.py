@@ -30,7 +30,11 @@ import torch
 from cadence.callbacks.callback_list import CallbackList
 from cadence.data import EpochIterator, get_adapter, tree
 from cadence.data.adapters import is_array_like
-from cadence.data.class_weight import check_class_weight, sample_weight_from_class_weight
+from cadence.data.class_weight import (
+    apply_class_weight,
+    check_class_weight,
+    sample_weight_from_class_weight,
+)
 from cadence.trainer import arguments
 from cadence.trainer.logs import to_python
 from cadence.trainer.state import TrainState
@@ -49,10 +53,7 @@ def _mover(model: Any):
 
 
 def _with_class_weight(batch: Any, table: dict[int, float]) -> Any:
-    x, y, sample_weight = tree.unpack_x_y_sample_weight(batch)
-    if y is None:
-        return batch
-    return (x, y, sample_weight_from_class_weight(y, table))
+    return apply_class_weight(batch, table)
 
 
 def fit(
@@ -73,8 +74,15 @@ def fit(
     validation_steps: int | None = None,
     validation_batch_size: int | None = None,
     validation_freq: int | list[int] = 1,
+    workers: int | None = None,
+    use_multiprocessing: bool | None = None,
+    max_queue_size: int | None = None,
 ) -> Any:
     """Train ``model`` for ``epochs`` epochs; Keras's arguments with Keras's meaning.
+
+    ``workers``, ``use_multiprocessing`` and ``max_queue_size`` (Keras 2's ``fit`` arguments)
+    load a Sequence or a Dataset in torch ``DataLoader`` worker processes; ``None`` keeps a
+    Sequence's own settings.
 
     Returns:
         The :class:`~cadence.callbacks.History` of the run (also ``model.history``).
@@ -83,8 +91,9 @@ def fit(
     arguments.check_fit(
         x, y, batch_size, epochs, verbose, validation_split, validation_data, class_weight,
         sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_batch_size,
-        validation_freq,
+        validation_freq, shuffle, workers, use_multiprocessing, max_queue_size,
     )
+    loader = arguments.loader_options(model, workers, use_multiprocessing, max_queue_size)
     if validation_split:
         (x, y, sample_weight), validation_data = arguments.split_validation(
             x, y, sample_weight, validation_split
@@ -94,10 +103,13 @@ def fit(
         sample_weight = sample_weight_from_class_weight(y, table)
         table = None
     state = TrainState(epoch=initial_epoch, data_seed=_draw_seed())
-    adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=shuffle, seed=state.data_seed)
+    adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=shuffle, seed=state.data_seed,
+                          **loader)
     iterator = EpochIterator(adapter, steps_per_epoch)
     state.epoch_iterator = iterator
-    validation = arguments.validation_adapter(validation_data, validation_batch_size or batch_size)
+    validation = arguments.validation_adapter(
+        validation_data, validation_batch_size or batch_size, **loader
+    )
     callback_list = CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         epochs=epochs, steps=iterator.steps, verbose=verbose,
@@ -175,6 +187,9 @@ def evaluate(
     steps: int | None = None,
     callbacks: Any = None,
     return_dict: bool = False,
+    workers: int | None = None,
+    use_multiprocessing: bool | None = None,
+    max_queue_size: int | None = None,
 ) -> Any:
     """Evaluate ``model``: the loss and metrics over the data, with ``on_test_*`` hooks.
 
@@ -184,7 +199,8 @@ def evaluate(
     """
     arguments.require_compiled(model, "evaluate")
     arguments.check_common(x, y, batch_size, verbose, sample_weight, steps)
-    adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=False)
+    adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=False, **arguments.loader_options(
+        model, workers, use_multiprocessing, max_queue_size))
     callback_list = CallbackList(
         callbacks, add_progbar=verbose != 0, model=model, epochs=1,
         steps=steps if steps is not None else adapter.num_batches, verbose=verbose,
@@ -204,10 +220,14 @@ def predict(
     verbose: int | str = "auto",
     steps: int | None = None,
     callbacks: Any = None,
+    workers: int | None = None,
+    use_multiprocessing: bool | None = None,
+    max_queue_size: int | None = None,
 ) -> Any:
     """Return the model's outputs for ``x`` as numpy arrays, with ``on_predict_*`` hooks."""
     arguments.check_common(x, None, batch_size, verbose, None, steps)
-    adapter = get_adapter(x, None, None, batch_size, shuffle=False)
+    adapter = get_adapter(x, None, None, batch_size, shuffle=False, **arguments.loader_options(
+        model, workers, use_multiprocessing, max_queue_size))
     callback_list = CallbackList(
         callbacks, add_progbar=verbose != 0, model=model, epochs=1,
         steps=steps if steps is not None else adapter.num_batches, verbose=verbose,
