@@ -1,4 +1,20 @@
-"""The compiled loss and metrics: Keras names over torch, single or multiple outputs."""
+"""The compiled loss and metrics: Keras names over torch, single or multiple outputs.
+
+A model whose ``forward`` returns a tuple or list has several outputs, named ``output_1``,
+``output_2``, ... (Keras's names for the outputs of a subclassed model); one that returns a
+dict has outputs named by its keys. ``y`` (and ``sample_weight``, when it is per output) then
+holds one entry per output: a tuple/list in output order, or a dict keyed by output name.
+``loss``, ``loss_weights``, ``metrics`` and ``weighted_metrics`` may be one value for every
+output, a list in output order, or a dict by output name. The logs are Keras's:
+
+- ``loss``: the sum over outputs of ``loss_weight * output_loss``;
+- ``{name}_loss`` per output with a loss (``output_1_loss``, or ``"digits_loss"`` for a dict
+  key ``"digits"``);
+- ``{name}_{metric}`` per output metric (``output_1_mean_absolute_error``, ``output_2_mae``:
+  the metric's own name, i.e. the string as given); a weighted metric whose name is already
+  taken by an unweighted one gets the prefix ``weighted_``.
+"""
+
 
 from __future__ import annotations
 
@@ -20,10 +36,41 @@ def output_names(y_pred: Any) -> list[str] | None:
     return None
 
 
-def _outputs(value: Any, names: list[str]) -> list[Any]:
+def _outputs(value: Any, names: list[str], what: str = "y") -> list[Any]:
+    """Return ``value``'s entries in output order, or raise naming what does not match."""
     if isinstance(value, dict):
+        missing = [name for name in names if name not in value]
+        if missing:
+            raise ValueError(
+                f"{what} is a dict with keys {sorted(value)}, but the model's outputs are "
+                f"{names}; missing {missing}."
+            )
         return [value[name] for name in names]
-    return list(value)
+    if isinstance(value, tuple | list):
+        if len(value) != len(names):
+            raise ValueError(
+                f"{what} has {len(value)} entries but the model returns {len(names)} outputs "
+                f"{names}; give one entry per output."
+            )
+        return list(value)
+    raise ValueError(
+        f"The model returns {len(names)} outputs {names} but {what} is a single "
+        f"{type(value).__name__}; pass a tuple/list with one entry per output, or a dict keyed "
+        "by output name."
+    )
+
+
+def _one(spec: Any, what: str) -> Any:
+    """Return the single entry of a one-element list/dict given for a single-output model."""
+    if isinstance(spec, dict | list | tuple):
+        values = list(spec.values()) if isinstance(spec, dict) else list(spec)
+        if len(values) != 1:
+            raise ValueError(
+                f"The model returns a single output but {what} has {len(values)} entries; "
+                "give one."
+            )
+        return values[0]
+    return spec
 
 
 class CompiledLoss:
@@ -40,6 +87,7 @@ class CompiledLoss:
         self.losses: list[Any] = []
         self.weights: list[float] = []
         self.trackers: list[Any] = []
+        self.pending_states: dict[str, Any] = {}  # Restored by a backup before build().
         if not isinstance(loss, dict | list | tuple):
             self.single = losses_module.get(loss)
         else:
@@ -54,8 +102,11 @@ class CompiledLoss:
         """Resolve one loss per output from the first prediction's structure."""
         self.names = output_names(y_pred)
         if self.names is None:
-            self.losses = [self.single]
-            self.weights = [1.0 if self.loss_weights is None else float(self.loss_weights)]
+            single = self.single if self.single is not None else losses_module.get(_one(self.spec, "loss"))
+            self.single = single
+            self.losses = [single]
+            weight = _one(self.loss_weights, "loss_weights")
+            self.weights = [1.0 if weight is None else float(weight)]
         else:
             count = len(self.names)
             spec = self.spec
@@ -80,14 +131,30 @@ class CompiledLoss:
             if weights is None:
                 self.weights = [1.0] * count
             elif isinstance(weights, dict):
+                unknown = sorted(set(weights) - set(self.names))
+                if unknown:
+                    raise ValueError(
+                        f"loss_weights names outputs {unknown} that the model does not return; "
+                        f"its outputs are {self.names}."
+                    )
                 self.weights = [float(weights.get(n, 1.0)) for n in self.names]
-            else:
+            elif isinstance(weights, list | tuple):
+                if len(weights) != count:
+                    raise ValueError(
+                        f"loss_weights has {len(weights)} entries but the model returns {count} "
+                        f"outputs {self.names}; give one weight per output."
+                    )
                 self.weights = [float(w) for w in weights]
+            else:
+                self.weights = [float(weights)] * count
+            if all(loss is None for loss in self.losses):
+                raise ValueError(f"loss gives no loss for any of the outputs {self.names}.")
             self.trackers = [
                 metrics_module.Mean(name=f"{n}_loss")
                 for n, loss in zip(self.names, self.losses, strict=True)
                 if loss is not None
             ]
+        load_pending_states(self.trackers, self.pending_states)
         self.built = True
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
@@ -98,9 +165,9 @@ class CompiledLoss:
             return self.losses[0](y_true, y_pred, sample_weight) * self.weights[0] \
                 if self.weights[0] != 1.0 else self.losses[0](y_true, y_pred, sample_weight)
         trues = _outputs(y_true, self.names)
-        preds = _outputs(y_pred, self.names)
+        preds = _outputs(y_pred, self.names, "the prediction")
         weights = (
-            _outputs(sample_weight, self.names)
+            _outputs(sample_weight, self.names, "sample_weight")
             if isinstance(sample_weight, dict | list | tuple)
             else [sample_weight] * len(self.names)
         )
@@ -129,6 +196,7 @@ class CompiledMetrics:
         self.loss = loss
         self.built = False
         self.entries: list[tuple[Any, int | None, bool]] = []  # (metric, output index, weighted)
+        self.pending_states: dict[str, Any] = {}  # Restored by a backup before build().
 
     @property
     def metrics(self) -> list[Any]:
@@ -172,7 +240,7 @@ class CompiledMetrics:
                     entries.append((metric, None, weighted))
         else:
             trues = _outputs(y_true, names) if y_true is not None else [None] * len(names)
-            preds = _outputs(y_pred, names)
+            preds = _outputs(y_pred, names, "the prediction")
             for weighted, spec in ((False, self.metrics_spec), (True, self.weighted_spec)):
                 for index, identifiers in enumerate(self._per_output(spec, names)):
                     for identifier in identifiers:
@@ -188,6 +256,7 @@ class CompiledMetrics:
                 metric.name = f"weighted_{metric.name}"
             seen.add(metric.name)
         self.entries = entries
+        load_pending_states(self.metrics, self.pending_states)
         self.built = True
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
@@ -203,13 +272,21 @@ class CompiledMetrics:
                 true = _outputs(y_true, names)[index]
                 pred = _outputs(y_pred, names)[index]
                 if isinstance(weight, dict | list | tuple):
-                    weight = _outputs(weight, names)[index]
+                    weight = _outputs(weight, names, "sample_weight")[index]
                 metric.update_state(true, pred, sample_weight=weight)
 
     def reset_state(self) -> None:
         """Reset every metric."""
         for metric, _, _ in self.entries:
             metric.reset_state()
+
+
+def load_pending_states(metrics: list[Any], pending: dict[str, Any]) -> None:
+    """Load the states a restored backup holds for metrics that are built only now, by name."""
+    for metric in metrics:
+        state = pending.pop(metric.name, None)
+        if state is not None:
+            metric.load_state_dict(state)
 
 
 def _as_list(spec: Any) -> list[Any]:
