@@ -18,9 +18,11 @@ class EpochIterator:
     ``steps_per_epoch`` batches. Data that cannot be read again (a generator) that runs out
     ends the epoch early, with a warning, and ``exhausted`` becomes True.
 
-    The position (``pass_index``, ``batch_in_pass``) is part of the training state: after
-    :meth:`load_state_dict` the next epoch starts pass ``pass_index`` at batch
-    ``batch_in_pass``, so a resumed run reads the same batches in the same order.
+    The position (``pass_index``, ``batch_in_pass``, and ``batch_in_epoch``, the batches of the
+    current epoch already read) is part of the training state: after :meth:`load_state_dict`
+    the next epoch starts pass ``pass_index`` at batch ``batch_in_pass`` and yields only the
+    batches the interrupted epoch still had to run, so a resumed run reads the same batches in
+    the same order.
 
     Args:
         adapter: A :class:`~cadence.data.adapters.DataAdapter`.
@@ -36,7 +38,9 @@ class EpochIterator:
         self.pass_index = 0
         self.batch_in_pass = 0
         self.exhausted = False
+        self.batch_in_epoch = 0
         self.batches_read = 0
+        self._resumed = False
         self._live: Iterator[Any] | None = None
 
     @property
@@ -48,12 +52,18 @@ class EpochIterator:
 
     def state_dict(self) -> dict[str, int]:
         """Return the data position."""
-        return {"pass_index": self.pass_index, "batch_in_pass": self.batch_in_pass}
+        return {
+            "pass_index": self.pass_index,
+            "batch_in_pass": self.batch_in_pass,
+            "batch_in_epoch": self.batch_in_epoch,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Restore a data position; the next epoch starts reading there."""
         self.pass_index = int(state["pass_index"])
         self.batch_in_pass = int(state["batch_in_pass"])
+        self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
+        self._resumed = True
         self.close()
 
     def set_seed(self, seed: int) -> None:
@@ -84,8 +94,17 @@ class EpochIterator:
 
     def epoch(self) -> Iterator[Any]:
         """Yield the batches of one epoch, updating the position after each one."""
+        if not self._resumed:
+            self.batch_in_epoch = 0
+        self._resumed = False
+        for batch in self._epoch():
+            self.batch_in_epoch += 1
+            yield batch
+        self.batch_in_epoch = 0
+
+    def _epoch(self) -> Iterator[Any]:
         target = self.steps_per_epoch
-        produced = 0
+        produced = self.batch_in_epoch if target is not None else 0
         while target is None or produced < target:
             got, batch = self._next_batch()
             if got:
