@@ -2,6 +2,7 @@
 
 from cadence import backend, callbacks, data, losses, metrics, optimizers, utils
 from cadence.model import Model, Sequential
+from cadence.saving import load_model
 
 from cadence import keras  # noqa: E402  (a namespace over the modules above)
 
@@ -17,5 +18,6 @@ __all__ = [
     "metrics",
     "optimizers",
     "keras",
+    "load_model",
     "utils",
 ]

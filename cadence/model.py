@@ -373,6 +373,12 @@ class Model(nn.Module):
         state = io.load_weights_file(str(filepath))
         self.load_state_dict(state)
 
+    def save(self, filepath: Any) -> None:
+        """Save weights, optimizer state and compile config atomically (see :mod:`cadence.saving`)."""
+        from cadence import saving
+
+        saving.save_model(self, filepath)
+
 
 class Sequential(Model):
     """A stack of modules applied in order, as ``keras.Sequential``.

@@ -80,7 +80,7 @@ class CallbackList(Callback):
         self._dispatch = {
             hook: [
                 (cb, getattr(cb, hook), bool(getattr(cb, "accepts_lazy_logs", False)))
-                for cb in self.callbacks
+                for cb in _ordered(self.callbacks, hook)
                 if overrides(cb, hook)
             ]
             for hook in HOOKS
@@ -211,6 +211,18 @@ def _plain(logs: Mapping[str, Any] | None) -> dict[str, Any]:
     if type(logs) is dict and not any(isinstance(v, torch.Tensor) for v in logs.values()):
         return logs
     return to_python(logs)
+
+
+def _ordered(callbacks: list[Callback], hook: str) -> list[Callback]:
+    """Put callbacks with ``backs_up_state`` first in ``on_train_begin``, last in other hooks.
+
+    A backup then restores state before other callbacks read it and saves it after they wrote it.
+    """
+    backups = [c for c in callbacks if getattr(c, "backs_up_state", False)]
+    if not backups:
+        return callbacks
+    others = [c for c in callbacks if not getattr(c, "backs_up_state", False)]
+    return backups + others if hook == "on_train_begin" else others + backups
 
 
 def _flatten(callbacks: Iterable[Any]) -> Iterable[Any]:

@@ -114,21 +114,27 @@ def fit(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         epochs=epochs, steps=iterator.steps, verbose=verbose,
     )
+    state.callbacks = callback_list
     model._train_state = state
     model.stop_training = False
     model.train()
     model.optimizer.zero_grad(set_to_none=True)
     move = _mover(model)
     callback_list.on_train_begin()
-    training_logs: dict[str, Any] | None = None
+    # A restored backup (BackupAndRestore) sets the position, the last epoch's logs, and
+    # stop_training when it was taken after training was told to stop.
+    training_logs: dict[str, Any] | None = state.epoch_logs
+    stopped_before = state.restored and model.stop_training
     epoch = state.epoch
     while epoch < epochs:
         if state.step_in_epoch == 0:
+            if stopped_before:
+                break
             model.reset_metrics()
             callback_list.on_epoch_begin(epoch)
         model.train()
         logs: Any = None
-        for batch in iterator.epoch():
+        for batch in () if stopped_before else iterator.epoch():
             step = state.step_in_epoch
             callback_list.on_train_batch_begin(step)
             if table is not None:
@@ -146,6 +152,7 @@ def fit(
             epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
         state.epoch = epoch + 1
         state.step_in_epoch = 0
+        state.epoch_logs = epoch_logs  # The same dict: what callbacks add to it is backed up.
         callback_list.on_epoch_end(epoch, epoch_logs)
         training_logs = epoch_logs
         if model.stop_training or iterator.exhausted:
