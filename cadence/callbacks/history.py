@@ -49,3 +49,20 @@ class History(Callback):
         self.epoch = list(state["epoch"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self._restored = True
+
+    def plot(self, keys: list[str] | None = None, path: Any = None) -> Any:
+        """Draw the recorded curves with matplotlib: one panel per metric, training and validation.
+
+        Needs the ``plot`` extra (``pip install 'cadence[plot]'``). See
+        :func:`cadence.plotting.plot_curves`.
+
+        Args:
+            keys: The metrics to draw (names without ``val_``); all recorded ones by default.
+            path: Where to save the figure (PNG, SVG or PDF by suffix); ``None`` saves nothing.
+
+        Returns:
+            The ``matplotlib.figure.Figure``.
+        """
+        from cadence.plotting import plot_curves
+
+        return plot_curves(self, path, keys=keys)
