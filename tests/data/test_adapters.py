@@ -306,3 +306,14 @@ def test_pandas_like_objects_are_read_through_to_numpy():
     model = compiled()
     model.fit(Frame(X), Frame(Y), batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     assert model.seen["train"] == EXPECTED_BATCHES
+
+
+def test_a_dataset_loaded_by_worker_processes_gives_the_same_batches():
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(Y))
+    in_process, in_workers = compiled(), compiled()
+    torch.manual_seed(4)
+    in_process.fit(dataset, batch_size=BATCH, epochs=1, verbose=0)
+    torch.manual_seed(4)
+    in_workers.fit(dataset, batch_size=BATCH, epochs=1, verbose=0, workers=2, use_multiprocessing=True)
+    assert in_workers.seen == in_process.seen
+    assert get_adapter(dataset, workers=2, use_multiprocessing=True).num_workers == 2
