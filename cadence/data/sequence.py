@@ -13,11 +13,23 @@ class Sequence:
     ``on_epoch_end``, which cadence calls once at the end of every epoch.
 
     Args:
-        workers: Number of workers loading batches in parallel. With ``use_multiprocessing``
-            these are torch ``DataLoader`` worker processes; without it batches are loaded in
-            the main process (torch's loader has no thread workers), in order.
+        workers: Number of processes loading batches in parallel. With ``use_multiprocessing``
+            these are torch ``DataLoader`` worker processes (each gets a copy of the sequence
+            when a pass starts, after the previous epoch's ``on_epoch_end``); batches still
+            arrive in index order, so training is the same with or without them. Without
+            ``use_multiprocessing`` batches are loaded in the main process, in order (torch's
+            loader has no thread workers).
         use_multiprocessing: Load batches in ``workers`` processes.
         max_queue_size: Batches kept ready ahead of training, over all workers.
+
+    ``fit(..., workers=2, use_multiprocessing=True)`` (Keras 2's spelling) overrides these for
+    a sequence that does not pass them to ``super().__init__`` (such as seed 003's
+    ``DataGenerator``). ``on_epoch_end`` is called for training data only, never for a
+    sequence given as ``validation_data``.
+
+    A batch that is not ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)`` of arrays with
+    one batch size, or whose structure differs from the first batch's, raises a ``ValueError``
+    naming ``__getitem__(index)``.
 
     Subclasses need not call ``super().__init__()``: the defaults are class attributes.
     """
