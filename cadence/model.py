@@ -367,10 +367,16 @@ class Model(nn.Module):
         io.save_weights_file(self.state_dict(), str(filepath))
 
     def load_weights(self, filepath: Any) -> None:
-        """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely."""
+        """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely.
+
+        A full checkpoint of ``ModelCheckpoint`` (a dict whose ``"model"`` entry is the
+        ``state_dict``) is accepted too: its model weights are loaded.
+        """
         from cadence import io
 
         state = io.load_weights_file(str(filepath))
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]
         self.load_state_dict(state)
 
     def save(self, filepath: Any) -> None:

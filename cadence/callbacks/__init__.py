@@ -3,10 +3,22 @@
 from cadence.callbacks.backup_and_restore import BackupAndRestore
 from cadence.callbacks.callback import Callback
 from cadence.callbacks.callback_list import CallbackList
+from cadence.callbacks.csv_logger import CSVLogger
+from cadence.callbacks.early_stopping import EarlyStopping
 from cadence.callbacks.history import History
+from cadence.callbacks.lambda_callback import LambdaCallback
 from cadence.callbacks.mlflow_logger import MLflowLogger
+from cadence.callbacks.model_checkpoint import ModelCheckpoint
+from cadence.callbacks.monitor import MonitorCallback
 from cadence.callbacks.progbar import ProgbarLogger
+from cadence.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from cadence.callbacks.remote_monitor import RemoteMonitor
 from cadence.callbacks.tensorboard import TensorBoard
+from cadence.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = ["BackupAndRestore", "Callback", "CallbackList", "History", "ProgbarLogger"]
 __all__ += ["MLflowLogger", "TensorBoard"]
+__all__ += [
+    "CSVLogger", "EarlyStopping", "LambdaCallback", "ModelCheckpoint", "MonitorCallback",
+    "ReduceLROnPlateau", "RemoteMonitor", "TerminateOnNaN",
+]
