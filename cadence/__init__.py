@@ -1,6 +1,6 @@
 """cadence: Keras's ``fit()`` and its whole callback system, over plain PyTorch modules."""
 
-from cadence import backend, callbacks, data, losses, metrics, optimizers, utils
+from cadence import backend, callbacks, data, integrations, losses, metrics, optimizers, utils
 from cadence.model import Model, Sequential
 from cadence.saving import load_model
 
@@ -14,6 +14,7 @@ __all__ = [
     "backend",
     "callbacks",
     "data",
+    "integrations",
     "losses",
     "metrics",
     "optimizers",

@@ -1,0 +1,5 @@
+"""Integrations with other tools: ``sagemaker.metric_definitions`` for SageMaker Estimators."""
+
+from cadence.integrations import sagemaker
+
+__all__ = ["sagemaker"]
