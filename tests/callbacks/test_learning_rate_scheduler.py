@@ -215,7 +215,7 @@ def test_seed_002_custom_learning_rate_scheduler_equivalent(capsys):
             lr = float(cadence.backend.get_value(self.model.optimizer.learning_rate))
             scheduled_lr = self.schedule(epoch, lr)
             cadence.backend.set_value(self.model.optimizer.lr, scheduled_lr)
-            print("\nEpoch %05d: Learning rate is %6.4f." % (epoch, scheduled_lr))
+            print("\nEpoch %05d: Learning rate is %6.4f." % (epoch, scheduled_lr))  # noqa: UP031
 
     theirs, ours = make_model(), make_model()
     ours.load_state_dict(theirs.state_dict())
