@@ -190,3 +190,84 @@ def test_seed_003_data_generator_trains(tmp_path, monkeypatch):
     history = model.fit(gen, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2
     assert all(isinstance(tree.flatten(v)[0], float) for v in history.history.values())
+
+
+def _fresh_seed_004(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    from examples import seed_004_callbacks
+
+    return importlib.reload(seed_004_callbacks)
+
+
+def test_seed_004_builtin_callbacks_run_as_written(tmp_path, monkeypatch):
+    import csv
+
+    seed = _fresh_seed_004(tmp_path, monkeypatch)
+    model, history = seed.run([seed.early_stopping, seed.csv_logger, seed.lr_scheduler,
+                               seed.model_checkpoint_callback], epochs=20)
+    epochs = len(history.epoch)
+    # EarlyStopping(monitor='val_loss', min_delta=0.01, patience=5): stops 5 epochs after the
+    # last epoch that improved val_loss by more than 0.01, or runs to the end.
+    val = history.history["val_loss"]
+    best, wait, stop = val[0], 0, None
+    for epoch, value in enumerate(val[1:], start=1):
+        if value < best - 0.01:
+            best, wait = value, 0
+        else:
+            wait += 1
+            if wait >= 5:
+                stop = epoch
+                break
+    assert epochs == (stop + 1 if stop is not None else 20)
+    # CSVLogger('./results/training.csv'): one row per epoch, the History's values.
+    with open(tmp_path / "results" / "training.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == list(range(epochs))
+    assert [float(r["val_loss"]) for r in rows] == history.history["val_loss"]
+    # LearningRateScheduler: +0.001 per epoch for the first ten epochs, then * exp(-0.1).
+    expected, lr = [], 0.05
+    for epoch in range(epochs):
+        lr = lr + 0.001 if epoch < 10 else lr * float(np.exp(-0.1))
+        expected.append(lr)
+    assert history.history["learning_rate"] == pytest.approx(expected, rel=1e-6)
+    # ModelCheckpoint('./checkpoint') then load_weights: the last epoch's weights come back.
+    saved = [w.copy() for w in model.get_weights()]
+    model.set_weights([np.zeros_like(w) for w in saved])
+    model.load_weights(seed.checkpoint_filepath)
+    for a, b in zip(model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_seed_004_custom_callbacks(tmp_path, monkeypatch, capsys):
+    seed = _fresh_seed_004(tmp_path, monkeypatch)
+    lr_seen, momentum_seen = [], []
+
+    class Watch(seed.tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            lr_seen.append(float(self.model.optimizer.lr))
+            momentum_seen.append(float(self.model.optimizer.momentum))
+
+    threshold = seed.StopOnThreshold(0.9)
+    custom = seed.MyCustomCallback()
+    model, history = seed.run([threshold, seed.lr_scheduler_per_batch, seed.momentum_scheduler,
+                               custom, Watch()], epochs=30)
+    accuracies = history.history["val_accuracy"]
+    # StopOnThreshold stops at the first epoch whose val_accuracy exceeds 0.9.
+    assert accuracies[-1] > 0.9 and all(a <= 0.9 for a in accuracies[:-1])
+    # LRSchedule divides the learning rate by 1.0000002 after every batch (6 batches an epoch).
+    lr = 0.05
+    for epoch in range(len(accuracies)):
+        for _ in range(6):
+            lr = lr / 1.0000002
+        assert lr_seen[epoch] == pytest.approx(lr, rel=1e-12)
+    # MomentumSchedule adds (0.99 - 0.9) / 200 after every epoch.
+    assert momentum_seen == pytest.approx([0.9 + 0.00045 * (e + 1) for e in range(len(accuracies))])
+    assert custom.last_batch == 5
+    # A StopOnThreshold without val_accuracy prints the keys that exist.
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    x, y = seed.make_data(64)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[seed.StopOnThreshold(0.9)])
+    assert ("Stopping conditioned on val_accuracy, but this metric is not available.Available keys "
+            "are loss") in capsys.readouterr().out
