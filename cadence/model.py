@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cadence import distributed
 from cadence import metrics as metrics_module
 from cadence import optimizers as optimizers_module
 from cadence.data import tree
@@ -23,8 +24,8 @@ _PRECISIONS = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mi
 def resolve_device(device: Any) -> torch.device:
     """Return the device ``"auto"`` stands for (CUDA, then MPS, then CPU), or ``device`` itself."""
     if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # Under torch.distributed: this process's own GPU.
+            return distributed.local_cuda_device() if distributed.is_initialized() else torch.device("cuda")
         return torch.device("cpu")
     try:
         return torch.device(device)
@@ -69,6 +70,7 @@ class Model(nn.Module):
         self._scaler: Any = None
         self._accumulation = 1
         self._micro_step = 0
+        self._ddp_route: Any = None  # Set by fit in several processes (cadence.distributed.ddp).
 
     # ----------------------------------------------------------------- calling
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -87,6 +89,8 @@ class Model(nn.Module):
                 self.train(bool(training))
             if self._forward_takes_training():
                 kwargs["training"] = training
+        if self._ddp_route is not None and self._ddp_route.routes(self):  # cadence.distributed
+            return self._ddp_route.call(args, kwargs)  # Through DDP, which calls back here.
         return super().__call__(*args, **kwargs)
 
     def _forward_takes_training(self) -> bool:

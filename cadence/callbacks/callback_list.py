@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from cadence import distributed
 from cadence.callbacks.callback import HOOKS, Callback, overrides
 from cadence.callbacks.history import History
 from cadence.callbacks.progbar import ProgbarLogger
@@ -15,6 +16,17 @@ from cadence.trainer.logs import to_python
 _BATCH_HOOKS = frozenset(
     h for h in HOOKS if "_batch_" in h
 )
+
+
+def _skipped(*args: Any, **kwargs: Any) -> None:
+    """Stand in for a rank-zero-only hook on the other ranks (it still counts for logs)."""
+
+
+def _hook_method(callback: Callback, hook: str) -> Any:
+    """Return ``callback``'s ``hook``, or a no-op where it runs on rank 0 only (distributed)."""
+    if distributed.is_initialized() and not distributed.runs_on_this_rank(callback, hook):
+        return _skipped
+    return getattr(callback, hook)
 
 
 def _annotate(error: BaseException, callback: Callback, hook: str) -> None:
@@ -79,7 +91,7 @@ class CallbackList(Callback):
     def _rebuild(self) -> None:
         self._dispatch = {
             hook: [
-                (cb, getattr(cb, hook), bool(getattr(cb, "accepts_lazy_logs", False)))
+                (cb, _hook_method(cb, hook), bool(getattr(cb, "accepts_lazy_logs", False)))
                 for cb in _ordered(self.callbacks, hook)
                 if overrides(cb, hook)
             ]

@@ -23,6 +23,7 @@ import torch
 from cadence.data import tree
 from cadence.data.checks import check_batch, check_lengths, is_array_like
 from cadence.data.sequence import Sequence
+from cadence.distributed.sharding import batches_of_rank, shard_order
 
 __all__ = [
     "ArrayAdapter", "DataAdapter", "DataLoaderAdapter", "DatasetAdapter", "IterableAdapter",
@@ -45,9 +46,12 @@ class DataAdapter:
         repeatable: Whether a new pass can be started after one runs out.
         seed: The run's data seed (orders the passes of adapters that shuffle).
         pin_memory: Produce batches in page-locked memory (for a CUDA model).
+        shard: ``(rank, world_size, pad)`` when ``fit``/``evaluate``/``predict`` run in several
+            processes: the adapter yields only this rank's share (:mod:`cadence.distributed`).
     """
 
     num_batches: int | None = None
+    shard: tuple[int, int, bool] | None = None
     repeatable: bool = True
     seed: int = 0
     pin_memory: bool = False
@@ -103,10 +107,14 @@ class ArrayAdapter(DataAdapter):
         order = None
         if self.shuffle:
             order = torch.randperm(self.num_samples, generator=pass_generator(self.seed, pass_index))
+        if self.shard is not None:
+            order = shard_order(order if order is not None else torch.arange(self.num_samples),
+                                *self.shard)
+        count = self.num_samples if order is None else len(order)
         size = self.batch_size
         for index in range(start, self.num_batches):
             begin = index * size
-            end = min(begin + size, self.num_samples)
+            end = min(begin + size, count)
             if order is None:
                 def take(t, b=begin, e=end):
                     piece = t[b:e]
@@ -150,7 +158,11 @@ class DataLoaderAdapter(DataAdapter):
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(pass_index)
         expected = None
-        for index, batch in enumerate(itertools.islice(iter(self.loader), start, None), start):
+        if self.shard is not None:
+            source: Any = batches_of_rank(self.loader, self.shard, start)
+        else:
+            source = itertools.islice(iter(self.loader), start, None)
+        for index, batch in enumerate(source, start):
             batch = convert_batch(batch)
             expected = check_batch(batch, f"DataLoader batch {index}", expected)
             yield self._finish(batch)
@@ -203,6 +215,8 @@ class DatasetAdapter(DataAdapter):
             order = torch.randperm(self.num_samples, generator=generator)
         else:
             order = torch.arange(self.num_samples)
+        if self.shard is not None:
+            order = shard_order(order, *self.shard)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=self.batch_size, sampler=order[start * self.batch_size:].tolist(),
             pin_memory=self.pin_memory, generator=generator, **_worker_options(self),
@@ -315,7 +329,9 @@ class SequenceAdapter(DataAdapter):
 
     def iterate(self, pass_index: int, start: int = 0) -> Iterator[Any]:
         """Yield batches ``start, start + 1, ...`` of the sequence, checking each one."""
-        indices = range(start, len(self.sequence))
+        indices: Any = range(start, len(self.sequence))
+        if self.shard is not None:
+            indices = shard_order(torch.arange(len(self.sequence)), *self.shard)[start:].tolist()
         if self.num_workers:
             source: Any = torch.utils.data.DataLoader(
                 _SequenceItems(self.sequence), batch_size=None, sampler=list(indices),

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cadence import distributed
 from cadence.callbacks.callback_list import CallbackList
 from cadence.data import EpochIterator, get_adapter, tree
 from cadence.data.adapters import is_array_like
@@ -41,8 +42,11 @@ from cadence.trainer.state import TrainState
 
 
 def _draw_seed() -> int:
-    """Draw the run's data seed from torch's global generator (so manual_seed fixes it)."""
-    return int(torch.randint(0, 2**62, (1,)).item())
+    """Draw the run's data seed from torch's global generator (so manual_seed fixes it).
+
+    In several processes every rank gets rank 0's seed, so all shuffle alike and shard alike.
+    """
+    return distributed.broadcast_object(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 def _mover(model: Any):
@@ -50,6 +54,12 @@ def _mover(model: Any):
     if device.type == "cpu":
         return lambda batch: batch
     return lambda batch: tree.to_device(batch, device, non_blocking=True)
+
+
+def _read_logs(model: Any, logs: Any, several: bool) -> dict[str, Any]:
+    """Return the logs of an epoch or an evaluation as floats (over all ranks in several)."""
+    logs = logs if logs is not None else model.get_metrics_result()
+    return distributed.reduce_logs(model, logs) if several else to_python(logs)
 
 
 def _with_class_weight(batch: Any, table: dict[int, float]) -> Any:
@@ -105,11 +115,16 @@ def fit(
     state = TrainState(epoch=initial_epoch, data_seed=_draw_seed())
     adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=shuffle, seed=state.data_seed,
                           **loader)
+    several = distributed.is_initialized()  # torch.distributed: see cadence.distributed.
+    if several:
+        distributed.shard_adapter(adapter, training=True)
     iterator = EpochIterator(adapter, steps_per_epoch)
     state.epoch_iterator = iterator
     validation = arguments.validation_adapter(
         validation_data, validation_batch_size or batch_size, **loader
     )
+    if several and validation is not None:
+        distributed.shard_adapter(validation, training=False)
     callback_list = CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         epochs=epochs, steps=iterator.steps, verbose=verbose,
@@ -120,7 +135,14 @@ def fit(
     model.train()
     model.optimizer.zero_grad(set_to_none=True)
     move = _mover(model)
+    stop = reduce_batch = None
+    if several:
+        distributed.wrap_model(model)
+        stop = distributed.StopAgreement(callback_list, model)
+        reduce_batch = distributed.needs_plain_logs(callback_list, "on_train_batch_end")
     callback_list.on_train_begin()
+    if several:  # Every rank has read a backup before rank 0 may write or delete one.
+        distributed.barrier()
     # A restored backup (BackupAndRestore) sets the position, the last epoch's logs, and
     # stop_training when it was taken after training was told to stop.
     training_logs: dict[str, Any] | None = state.epoch_logs
@@ -142,11 +164,13 @@ def fit(
             logs = model.train_step(move(batch))
             state.step_in_epoch += 1
             state.global_step += 1
-            callback_list.on_train_batch_end(step, logs)
-            if model.stop_training:
+            callback_list.on_train_batch_end(
+                step, distributed.reduce_logs(model, logs) if reduce_batch else logs
+            )
+            if model.stop_training if stop is None else stop.after_batch():
                 break
         adapter.on_epoch_end()
-        epoch_logs = to_python(logs if logs is not None else model.get_metrics_result())
+        epoch_logs = _read_logs(model, logs, several)
         if validation is not None and arguments.should_validate(epoch, validation_freq):
             val_logs = run_evaluation(model, validation, callback_list, validation_steps)
             epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
@@ -155,6 +179,8 @@ def fit(
         state.epoch_logs = epoch_logs  # The same dict: what callbacks add to it is backed up.
         callback_list.on_epoch_end(epoch, epoch_logs)
         training_logs = epoch_logs
+        if stop is not None:
+            stop.after_epoch()
         if model.stop_training or iterator.exhausted:
             break
         epoch += 1
@@ -178,7 +204,7 @@ def run_evaluation(
             callbacks.on_test_batch_begin(step)
             logs = model.test_step(move(batch))
             callbacks.on_test_batch_end(step, logs)
-    result = to_python(logs if logs is not None else model.get_metrics_result())
+    result = _read_logs(model, logs, distributed.is_initialized())
     callbacks.on_test_end(result)
     model.train(was_training)
     return result
@@ -208,6 +234,8 @@ def evaluate(
     arguments.check_common(x, y, batch_size, verbose, sample_weight, steps)
     adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=False, **arguments.loader_options(
         model, workers, use_multiprocessing, max_queue_size))
+    if distributed.is_initialized():
+        distributed.shard_adapter(adapter, training=False)
     callback_list = CallbackList(
         callbacks, add_progbar=verbose != 0, model=model, epochs=1,
         steps=steps if steps is not None else adapter.num_batches, verbose=verbose,
@@ -235,6 +263,8 @@ def predict(
     arguments.check_common(x, None, batch_size, verbose, None, steps)
     adapter = get_adapter(x, None, None, batch_size, shuffle=False, **arguments.loader_options(
         model, workers, use_multiprocessing, max_queue_size))
+    several = distributed.is_initialized()
+    unit = distributed.shard_adapter(adapter, training=False) if several else None
     callback_list = CallbackList(
         callbacks, add_progbar=verbose != 0, model=model, epochs=1,
         steps=steps if steps is not None else adapter.num_batches, verbose=verbose,
@@ -254,6 +284,8 @@ def predict(
             outputs.append(tree.map_structure(lambda t: t.detach().cpu(), batch_outputs))
     callback_list.on_predict_end()
     model.train(was_training)
+    if several:  # Every rank's outputs, in the data's order, on every rank.
+        return distributed.gather_predictions(adapter, unit, outputs, _concatenate)
     if not outputs:
         raise ValueError("predict received no batches: the data is empty.")
     return _concatenate(outputs)

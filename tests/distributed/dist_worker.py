@@ -1,0 +1,170 @@
+"""One rank of the distributed tests: run as torchrun runs a script (RANK, WORLD_SIZE, ... set).
+
+Usage: ``python dist_worker.py SCENARIO[,SCENARIO...] OUT_DIR [BACKUP_DIR [KILL_AT]]``. Every rank works in its own folder
+``OUT_DIR/rank<r>`` (so a file written by a rank other than 0 is seen) and saves its results in
+``OUT_DIR/rank<r>.npz``. The backend is gloo, or ``CADENCE_TEST_BACKEND`` (nccl on a GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import cadence
+from cadence import callbacks, distributed
+
+
+def data(count: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(count, 3)).astype(np.float32)
+    y = (x @ np.array([[1.5], [-2.0], [0.5]], dtype=np.float32) + 0.3
+         + 0.1 * rng.normal(size=(count, 1)).astype(np.float32))
+    return x, y
+
+
+def linear_model():
+    torch.manual_seed(0)
+    model = cadence.Sequential(nn.Linear(3, 1))
+    model.compile(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss="mse",
+                  metrics=["mae"], device="auto" if os.environ.get("CADENCE_TEST_BACKEND") else "cpu")
+    return model
+
+
+class Items(torch.utils.data.Dataset):
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        return self.x[index]
+
+
+class Batches(cadence.data.Sequence):
+    def __init__(self, x, y, size):
+        super().__init__()
+        self.x, self.y, self.size = x, y, size
+
+    def __len__(self):
+        return -(-len(self.x) // self.size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.size, (index + 1) * self.size)
+        return self.x[part], self.y[part]
+
+
+def scenario_fit(results):
+    """Train with files written and check evaluate / predict of every data kind."""
+    x, y = data(16)
+    x_val, y_val = data(11, seed=1)
+    model = linear_model()
+    history = model.fit(
+        x, y, batch_size=4, epochs=3, shuffle=True, verbose=2, validation_data=(x_val, y_val),
+        callbacks=[callbacks.CSVLogger("log.csv"), callbacks.ModelCheckpoint("ckpt.weights.pt",
+                                                                              save_weights_only=True)],
+    )
+    results["weights"] = np.concatenate([w.ravel() for w in model.get_weights()])
+    results["history"] = json.dumps(history.history)
+    results["evaluate"] = np.array(model.evaluate(x_val, y_val, batch_size=2, verbose=0))
+    results["evaluate_sequence"] = np.array(model.evaluate(Batches(x_val, y_val, 3), verbose=0))
+    results["predict"] = model.predict(x_val, batch_size=2, verbose=0)
+    results["predict_dataset"] = model.predict(Items(x_val), batch_size=2, verbose=0)
+    results["predict_sequence"] = model.predict(Batches(x_val, y_val, 2), verbose=0)
+    loader = torch.utils.data.DataLoader(Items(x_val), batch_size=3)
+    results["predict_loader"] = model.predict(loader, verbose=0)
+
+
+class SkewLoss(callbacks.Callback):
+    """On rank 1 only, make the epoch's loss grow, so that only rank 1's EarlyStopping fires."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if distributed.rank() == 1:
+            logs["loss"] = float(epoch + 1)
+
+
+class StopAtBatch(callbacks.Callback):
+    """On rank 0 only, stop training at training batch 2 of the first epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if distributed.rank() == 0 and batch == 2:
+            self.model.stop_training = True
+
+
+def scenario_stop(results):
+    """A stop one rank decides is agreed: at an epoch end, and at a batch end."""
+    x, y = data(64)
+    model = linear_model()
+    stopper = callbacks.EarlyStopping(monitor="loss", patience=1)
+    history = model.fit(x, y, batch_size=4, epochs=20, verbose=0, callbacks=[SkewLoss(), stopper])
+    results["epochs_run"] = np.array(len(history.history["loss"]))
+    results["stopped_epoch"] = np.array(stopper.stopped_epoch)
+    counter = StopAtBatch()
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[counter])
+    results["batches_run"] = np.array(counter.batches)
+
+
+class KillAt(callbacks.Callback):
+    """Die at once, like SIGKILL, before training batch ``step`` (global) of the run."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.model._train_state.global_step == self.step:
+            sys.stdout.flush()
+            os._exit(3)
+
+
+def scenario_resume(results, backup_dir, kill_at=None):
+    """Train 4 epochs of 4 batches with BackupAndRestore every 3 batches; maybe die midway."""
+    x, y = data(32)
+    model = linear_model()
+    chain = [callbacks.BackupAndRestore(backup_dir, save_freq=3)]
+    if kill_at is not None:
+        chain.append(KillAt(kill_at))
+    history = model.fit(x, y, batch_size=4, epochs=4, shuffle=True, verbose=0, callbacks=chain)
+    results["weights_resume"] = np.concatenate([w.ravel() for w in model.get_weights()])
+    results["epochs"] = np.array(len(history.history["loss"]))
+    results["restored"] = np.array(chain[0].restored_from is not None)
+
+
+def main() -> None:
+    scenario, out = sys.argv[1], sys.argv[2]
+    backend = os.environ.get("CADENCE_TEST_BACKEND", "gloo")
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    workdir = os.path.join(out, f"rank{rank}")
+    os.makedirs(workdir, exist_ok=True)
+    os.chdir(workdir)
+    torch.set_num_threads(1)
+    results: dict = {"world_size": np.array(distributed.world_size())}
+    for name in scenario.split(","):
+        if name == "fit":
+            scenario_fit(results)
+        elif name == "stop":
+            scenario_stop(results)
+        elif name == "resume":  # OUT_DIR/backup, or a backup folder given, dying at KILL_AT.
+            backup_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(out, "backup")
+            kill_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
+            scenario_resume(results, backup_dir, kill_at)
+        else:
+            raise SystemExit(f"unknown scenario {name!r}")
+    np.savez(os.path.join(out, f"rank{rank}.npz"), **results)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

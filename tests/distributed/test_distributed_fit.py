@@ -1,0 +1,161 @@
+"""fit / evaluate / predict in 2 processes (gloo on CPU), launched as torchrun launches them.
+
+Each launch starts ``dist_worker.py`` twice with ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and a
+free ``MASTER_PORT``, under a timeout, so a hang fails the test instead of blocking the suite.
+To run the same checks with NCCL on one GPU: ``CADENCE_TEST_BACKEND=nccl torchrun
+--nproc_per_node=1 tests/distributed/dist_worker.py fit,stop,resume OUT``.
+
+Exactness: 2 ranks with batches of 4 see, at every step, the samples of one batch of 8 of a
+single process with the same data seed (each rank takes every other sample of the same
+permutation), and DDP averages the two ranks' mean gradients, which is the mean gradient of
+the 8. The only difference is float32 rounding of means over 4 and 8 samples, hence
+``allclose`` with a relative tolerance of 1e-5 against the single process; between the two
+ranks, weights and logs are compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cadence
+from cadence import callbacks
+
+sys.path.insert(0, str(Path(__file__).parent))
+import dist_worker  # noqa: E402
+
+WORKER = Path(__file__).parent / "dist_worker.py"
+LAUNCH_TIMEOUT = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(args: list[str], out: Path, world: int = 2) -> tuple[list[int], list[str]]:
+    """Start ``world`` ranks of the worker; return their exit codes and outputs (kill on hang)."""
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                   LOCAL_RANK=str(rank), WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(
+            [sys.executable, str(WORKER), *args[:1], str(out), *args[1:]], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ))
+    outputs, codes = [], []
+    try:
+        for proc in procs:
+            text, _ = proc.communicate(timeout=LAUNCH_TIMEOUT)
+            outputs.append(text)
+            codes.append(proc.returncode)
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+        pytest.fail(f"the {world} ranks of {args} did not finish within {LAUNCH_TIMEOUT}s (a hang)")
+    return codes, outputs
+
+
+def results(out: Path, rank: int) -> dict:
+    with np.load(out / f"rank{rank}.npz") as loaded:
+        return {key: loaded[key] for key in loaded.files}
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory):
+    """One launch: the fit scenario, the stop scenarios and an uninterrupted resumable run."""
+    out = tmp_path_factory.mktemp("dist")
+    codes, outputs = launch(["fit,stop,resume"], out)
+    assert codes == [0, 0], "\n".join(outputs)
+    return out, outputs, [results(out, 0), results(out, 1)]
+
+
+def test_weights_equal_on_both_ranks_and_match_one_process(main_run):
+    _, _, (r0, r1) = main_run
+    assert int(r0["world_size"]) == 2
+    np.testing.assert_array_equal(r0["weights"], r1["weights"])
+    x, y = dist_worker.data(16)
+    x_val, y_val = dist_worker.data(11, seed=1)
+    single = dist_worker.linear_model()
+    history = single.fit(x, y, batch_size=8, epochs=3, shuffle=True, verbose=0,
+                         validation_data=(x_val, y_val))
+    reference = np.concatenate([w.ravel() for w in single.get_weights()])
+    np.testing.assert_allclose(r0["weights"], reference, rtol=1e-5, atol=1e-6)
+    logged = json.loads(str(r0["history"]))
+    assert logged == json.loads(str(r1["history"]))
+    assert sorted(logged) == ["loss", "mae", "val_loss", "val_mae"]
+    for key, values in history.history.items():
+        np.testing.assert_allclose(logged[key], values, rtol=1e-5, err_msg=key)
+
+
+def test_evaluate_and_predict_cover_every_sample_once_in_order(main_run):
+    _, _, (r0, r1) = main_run
+    single = dist_worker.linear_model()
+    single.set_weights([r0["weights"][:3].reshape(1, 3), r0["weights"][3:]])
+    x_val, y_val = dist_worker.data(11, seed=1)  # 11 samples: 6 on rank 0, 5 on rank 1.
+    expected = single.evaluate(x_val, y_val, batch_size=2, verbose=0)
+    for r in (r0, r1):
+        np.testing.assert_allclose(r["evaluate"], expected, rtol=1e-6)
+        np.testing.assert_allclose(r["evaluate_sequence"], expected, rtol=1e-6)
+    outputs = single.predict(x_val, verbose=0)
+    for key in ("predict", "predict_dataset", "predict_sequence", "predict_loader"):
+        assert r0[key].shape == (11, 1), key
+        np.testing.assert_allclose(r0[key], outputs, rtol=1e-6, err_msg=key)
+        np.testing.assert_array_equal(r0[key], r1[key])
+
+
+def test_files_and_progress_are_written_by_rank_zero_only(main_run):
+    out, outputs, (r0, _) = main_run
+    assert sorted(os.listdir(out / "rank0")) == ["ckpt.weights.pt", "log.csv"]
+    assert os.listdir(out / "rank1") == []
+    rows = (out / "rank0" / "log.csv").read_text().splitlines()
+    assert rows[0] == "epoch,loss,mae,val_loss,val_mae" and len(rows) == 4
+    logged = json.loads(str(r0["history"]))
+    assert float(rows[3].split(",")[1]) == pytest.approx(logged["loss"][2], rel=1e-6)
+    assert outputs[0].count("Epoch ") == 3
+    assert "Epoch" not in outputs[1]
+
+
+def test_a_stop_decided_on_one_rank_stops_every_rank_at_the_same_point(main_run):
+    _, _, (r0, r1) = main_run
+    # EarlyStopping fires on rank 1 only (its logs say the loss grew): both ranks stop after
+    # epoch 2, and rank 0's own EarlyStopping never decided anything.
+    assert int(r0["epochs_run"]) == int(r1["epochs_run"]) == 2
+    assert (int(r0["stopped_epoch"]), int(r1["stopped_epoch"])) == (0, 1)
+    # A user callback stops rank 0 at batch 2: rank 1 stops after the same batch.
+    assert int(r0["batches_run"]) == int(r1["batches_run"]) == 3
+
+
+def test_killed_run_resumed_with_backup_and_restore_ends_as_an_uninterrupted_one(
+    main_run, tmp_path
+):
+    out, _, (r0, _) = main_run
+    backup = tmp_path / "backup"
+    codes, outputs = launch(["resume", str(backup), "7"], tmp_path / "killed")
+    assert codes == [3, 3], "\n".join(outputs)
+    assert (backup / "backup.cadence").is_file()
+    codes, outputs = launch(["resume", str(backup)], tmp_path / "resumed")
+    assert codes == [0, 0], "\n".join(outputs)
+    resumed = [results(tmp_path / "resumed", rank) for rank in (0, 1)]
+    for r in resumed:
+        assert bool(r["restored"]) and int(r["epochs"]) == 4
+        np.testing.assert_array_equal(r["weights_resume"], r0["weights_resume"])
+    assert not bool(r0["restored"])
+    assert not backup.exists() and not (out / "backup").exists()
+
+
+def test_single_process_fit_is_untouched_by_the_distributed_code():
+    assert not cadence.distributed.is_initialized()
+    model = dist_worker.linear_model()
+    x, y = dist_worker.data(16)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callbacks.History()])
+    assert model._ddp_route is None
