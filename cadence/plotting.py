@@ -19,6 +19,8 @@ from cadence import extras
 #: Keys that are not metrics and never get a panel.
 _NOT_METRICS = frozenset({"epoch"})
 _VAL = "val_"
+#: Keys holding the optimizer's learning rate: drawn last, as one "optimizer" curve.
+_RATES = frozenset({"learning_rate", "lr"})
 
 
 def read_csv_log(path: str | os.PathLike, separator: str | None = None) -> dict[str, list[float]]:
@@ -106,7 +108,10 @@ def _number(value: Any) -> Any:
 
 
 def metric_names(columns: Mapping[str, Any]) -> list[str]:
-    """Return the metric names with a panel: training keys, then validation-only keys, in order."""
+    """Return the metric names that get a panel: ``loss`` first, the learning rate last.
+
+    The other metrics keep their order of appearance; a ``val_<name>`` key joins ``<name>``.
+    """
     names: list[str] = []
     for key in columns:
         if key in _NOT_METRICS:
@@ -114,7 +119,7 @@ def metric_names(columns: Mapping[str, Any]) -> list[str]:
         name = key[len(_VAL):] if key.startswith(_VAL) else key
         if name not in names:
             names.append(name)
-    return names
+    return sorted(names, key=lambda n: 0 if n == "loss" else 2 if n in _RATES else 1)
 
 
 def plot_curves(
@@ -180,7 +185,8 @@ def plot_curves(
 def _panel(ax: Any, name: str, epochs: list[float], columns: Mapping[str, list[float]]) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    for key, label, style in ((name, "training", "-"), (_VAL + name, "validation", "--")):
+    first = "optimizer" if name in _RATES else "training"
+    for key, label, style in ((name, first, "-"), (_VAL + name, "validation", "--")):
         values = columns.get(key)
         if not values:
             continue
@@ -197,7 +203,7 @@ def _panel(ax: Any, name: str, epochs: list[float], columns: Mapping[str, list[f
     ax.set_title(name)
     ax.grid(True, alpha=0.3)
     ax.legend()
-    if name == "learning_rate" or name == "lr":
+    if name in _RATES:
         values = [v for v in columns.get(name, []) if not math.isnan(v)]
         if values and min(values) > 0 and max(values) / min(values) > 20:
             ax.set_yscale("log")
