@@ -183,6 +183,7 @@ def test_resumed_per_batch_run_matches_an_uninterrupted_one():
     straight, straight_lrs = run(False)
     resumed, resumed_lrs = run(True)
     assert resumed_lrs == straight_lrs
+    assert all(torch.isfinite(p).all() for p in straight.parameters())
     assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters(), strict=True))
 
 

@@ -242,4 +242,5 @@ def test_resume_is_exact_because_the_rate_lives_in_the_optimizer_state():
     resumed.optimizer.load_state_dict(first.optimizer.state_dict())
     rest = fit(resumed, [LearningRateScheduler(schedule)], epochs=4, initial_epoch=2)
     assert rest.history["learning_rate"] == full.history["learning_rate"][2:]
+    assert all(torch.isfinite(p).all() for p in straight.parameters())
     assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters(), strict=True))
