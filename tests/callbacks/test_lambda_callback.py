@@ -73,8 +73,8 @@ def test_callback_list_sees_only_the_hooks_given():
 
 def test_functions_get_positional_arguments_whatever_their_names():
     seen = []
-    callback = LambdaCallback(on_epoch_end=lambda e, l: seen.append((e, l)),
-                              on_train_begin=lambda l: seen.append(l))
+    callback = LambdaCallback(on_epoch_end=lambda e, lg: seen.append((e, lg)),
+                              on_train_begin=lambda lg: seen.append(lg))
     x, y = data()
     history = make_model().fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
     assert seen == [{}, (0, {"loss": history.history["loss"][0]}), (1, {"loss": history.history["loss"][1]})]
@@ -82,8 +82,8 @@ def test_functions_get_positional_arguments_whatever_their_names():
 
 def test_legacy_on_batch_end_fires_for_training_batches():
     seen = []
-    callback = LambdaCallback(on_batch_begin=lambda b, l: seen.append(("begin", b)),
-                              on_batch_end=lambda b, l: seen.append(("end", b, sorted(l))))
+    callback = LambdaCallback(on_batch_begin=lambda b, lg: seen.append(("begin", b)),
+                              on_batch_end=lambda b, lg: seen.append(("end", b, sorted(lg))))
     assert CallbackList([callback]).wants("on_train_batch_end")
     x, y = data()
     make_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
