@@ -3,7 +3,9 @@
 ``EarlyStopping``, ``ModelCheckpoint`` and ``ReduceLROnPlateau`` watch one value of the epoch
 logs and decide whether it improved. This base resolves the direction of improvement
 (``mode``), compares values with ``min_delta``, and warns once per run when the monitored key
-is missing from the logs.
+is missing from the logs, naming the keys that are there. A ``val_`` key missing on an epoch
+without validation (``validation_freq > 1``) is not a mistake: that warning is given at the
+end of training, and only if the key never appeared.
 
 ``mode="auto"`` decides from the metric's name, after stripping a ``val_`` prefix: names that
 end in an accuracy-like word (``accuracy``, ``acc``, ``auc``, ``precision``, ``recall``,
@@ -136,6 +138,8 @@ class MonitorCallback(Callback):
         self.baseline = None if baseline is None else float(baseline)
         self.monitor_op: str | None = mode if mode != "auto" else direction_from_name(monitor)
         self._warned_missing = False
+        self._seen_monitor = False
+        self._missing_keys: list[str] | None = None
         self._restored = False
 
     # ----------------------------------------------------------------- direction
@@ -168,19 +172,22 @@ class MonitorCallback(Callback):
 
     # ----------------------------------------------------------------- logs
     def get_monitor_value(self, logs: Mapping[str, Any] | None) -> float | None:
-        """Return the monitored value from ``logs`` as a float, or None (warning once per run)."""
+        """Return the monitored value from ``logs`` as a float, or None (warning once per run).
+
+        A ``val_`` key missing from logs that hold no ``val_`` key at all (an epoch without
+        validation, with ``validation_freq > 1``, or batch logs) is expected: the warning then
+        waits for ``on_train_end`` and is given only if the key never appeared in the run.
+        """
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
-            if not self._warned_missing:
-                self._warned_missing = True
-                available = ", ".join(str(key) for key in logs) or "(none)"
-                warnings.warn(
-                    f"{type(self).__name__} is conditioned on metric '{self.monitor}', which is not "
-                    f"available. Available metrics are: {available}.",
-                    stacklevel=3,
-                )
+            keys = [str(key) for key in logs]
+            if self.monitor.startswith("val_") and not any(k.startswith("val_") for k in keys):
+                self._missing_keys = keys
+            else:
+                self._warn_missing(keys, stacklevel=4)
             return None
+        self._seen_monitor = True
         value = to_float(value)
         if not isinstance(value, float):
             raise ValueError(
@@ -189,10 +196,23 @@ class MonitorCallback(Callback):
             )
         return value
 
+    def _warn_missing(self, keys: list[str], stacklevel: int) -> None:
+        if self._warned_missing:
+            return
+        self._warned_missing = True
+        available = ", ".join(keys) or "(none)"
+        warnings.warn(
+            f"{type(self).__name__} is conditioned on metric '{self.monitor}', which is not "
+            f"available. Available metrics are: {available}.",
+            stacklevel=stacklevel,
+        )
+
     # ----------------------------------------------------------------- run
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Resolve the direction and start a fresh run, unless a state was just restored."""
         self._warned_missing = False
+        self._seen_monitor = False
+        self._missing_keys = None
         if self._uses_direction():
             self._resolve_direction()
         if self._restored:
@@ -201,7 +221,9 @@ class MonitorCallback(Callback):
         self._reset()
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        """End the run: a state restored during it must not survive into the next ``fit``."""
+        """Warn if a ``val_`` monitor never appeared; forget a state restored during the run."""
+        if not self._seen_monitor and self._missing_keys is not None:
+            self._warn_missing(self._missing_keys, stacklevel=3)
         self._restored = False
 
     def _uses_direction(self) -> bool:

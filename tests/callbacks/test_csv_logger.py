@@ -229,3 +229,38 @@ def test_resume_before_any_epoch_empties_the_file(tmp_path):
     assert read_bytes(path) == ""
     drive(resumed, [{"loss": 1.0}], begin=False)
     assert read_bytes(path) == "epoch,loss\r\n0,1.0\r\n"
+
+
+class Killed(Exception):
+    pass
+
+
+def _run_with_backup(tmp_path, kill_at=None):
+    from cadence.callbacks import BackupAndRestore, EarlyStopping, LambdaCallback
+
+    def kill(epoch, logs):
+        if epoch == kill_at:
+            raise Killed
+
+    x, y = data()
+    torch.manual_seed(0)
+    model = make_model()
+    logger = CSVLogger(tmp_path / "log.csv")
+    stopper = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+    callbacks = [logger, stopper, LambdaCallback(on_epoch_end=kill), BackupAndRestore(tmp_path / "backup")]
+    history = model.fit(x, y, batch_size=10, epochs=5, verbose=0, validation_split=0.25,
+                        validation_freq=2, callbacks=callbacks)
+    return model, history, stopper
+
+
+def test_a_killed_run_resumed_by_backup_and_restore_writes_the_same_csv(tmp_path):
+    ref_model, ref_history, ref_stopper = _run_with_backup(tmp_path / "reference")
+    with pytest.raises(Killed):
+        _run_with_backup(tmp_path / "resumed", kill_at=3)  # epoch 3's row is written, not backed up
+    assert [row[0] for row in rows_of(tmp_path / "resumed" / "log.csv")] == ["epoch", "0", "1", "2", "3"]
+    model, history, stopper = _run_with_backup(tmp_path / "resumed")
+    assert read_bytes(tmp_path / "resumed" / "log.csv") == read_bytes(tmp_path / "reference" / "log.csv")
+    assert history.history == ref_history.history
+    assert (stopper.best, stopper.best_epoch) == (ref_stopper.best, ref_stopper.best_epoch)
+    for a, b in zip(model.state_dict().values(), ref_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -293,3 +293,15 @@ def test_end_to_end_validation_loss_with_seed_004_arguments():
                             callbacks=[stopper])
     assert len(history.history["val_loss"]) == 3
     assert stopper.best == min(history.history["val_loss"])
+
+
+def test_end_to_end_validation_freq_2_decides_on_validation_epochs_without_warning():
+    x, y = _data()
+    model = _model(0.0)  # constant val_loss
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = model.fit(x, y, batch_size=8, epochs=10, verbose=0, shuffle=False, validation_split=0.25,
+                            validation_freq=2, callbacks=[EarlyStopping(patience=1)])
+    # validation runs after epochs 1 and 3: epoch 1 is the best, epoch 3 does not improve.
+    assert history.epoch == [0, 1, 2, 3]
+    assert len(history.history["val_loss"]) == 2

@@ -138,8 +138,40 @@ def test_missing_key_warns_once_per_run_naming_the_available_keys():
         "Available metrics are: loss, val_loss."
     ]
     probe.on_train_begin()  # a new run warns again
+    with pytest.warns(UserWarning, match=r"Available metrics are: val_loss\.$"):
+        probe.get_monitor_value({"val_loss": 1.0})
+
+
+def test_no_keys_at_all_are_named_none():
+    probe = Probe(monitor="acc", mode="max")
     with pytest.warns(UserWarning, match=r"Available metrics are: \(none\)\.$"):
         probe.get_monitor_value(None)
+
+
+def test_val_monitor_on_epochs_without_validation_waits_for_the_end_of_training():
+    probe = Probe(monitor="val_loss")
+    probe.on_train_begin()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert probe.get_monitor_value({"loss": 1.0}) is None  # validation_freq=2: epoch 0
+        assert probe.get_monitor_value({"loss": 1.0, "val_loss": 0.5}) == 0.5
+        assert probe.get_monitor_value({"loss": 1.0}) is None
+        probe.on_train_end()  # the key did appear: nothing to say
+
+
+def test_val_monitor_that_never_appears_warns_once_at_the_end():
+    probe = Probe(monitor="val_loss")
+    probe.on_train_begin()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probe.get_monitor_value({"loss": 1.0})
+        probe.get_monitor_value({"loss": 2.0, "mae": 1.0})
+    with pytest.warns(UserWarning) as record:
+        probe.on_train_end()
+    assert [str(w.message) for w in record] == [
+        "Probe is conditioned on metric 'val_loss', which is not available. "
+        "Available metrics are: loss, mae."
+    ]
 
 
 def test_present_key_gives_a_float_without_warning():

@@ -85,19 +85,30 @@ def test_mode_max_and_auto_for_accuracy():
 
 def test_missing_monitor_warns_once_and_still_logs_the_learning_rate():
     model = make_model(0.25)
-    callback = ReduceLROnPlateau(monitor="val_loss", patience=0)
+    callback = ReduceLROnPlateau(monitor="val_acc", patience=0)
     callback.set_model(model)
     callback.on_train_begin()
-    logs = {"loss": 1.0}
+    logs = {"loss": 1.0, "val_loss": 2.0}
     with pytest.warns(UserWarning) as record:
         callback.on_epoch_end(0, logs)
-        callback.on_epoch_end(1, {"loss": 1.0})
+        callback.on_epoch_end(1, {"loss": 1.0, "val_loss": 2.0})
+        callback.on_train_end()
     assert [str(w.message) for w in record] == [
-        "ReduceLROnPlateau is conditioned on metric 'val_loss', which is not available. "
-        "Available metrics are: loss, learning_rate."
+        "ReduceLROnPlateau is conditioned on metric 'val_acc', which is not available. "
+        "Available metrics are: loss, val_loss, learning_rate."
     ]
-    assert logs == {"loss": 1.0, "learning_rate": 0.25}
+    assert logs == {"loss": 1.0, "val_loss": 2.0, "learning_rate": 0.25}
     assert lr_of(model) == 0.25
+
+
+def test_without_validation_the_val_monitor_warning_comes_at_the_end_of_training():
+    callback = ReduceLROnPlateau(monitor="val_loss")
+    callback.set_model(make_model())
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"loss": 1.0})
+    with pytest.warns(UserWarning, match=r"'val_loss', which is not available\. Available metrics are: "
+                      r"loss, learning_rate\.$"):
+        callback.on_train_end()
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
