@@ -41,11 +41,13 @@ class TorchScheduler(Callback):
         model.fit(x, y, batch_size=32, epochs=5, callbacks=[TorchScheduler(sched, per="batch")])
 
     ``per="epoch"`` calls ``scheduler.step()`` at every epoch end (after validation), the usual
-    torch loop; ``per="batch"`` calls it after every training batch's optimizer step (OneCycleLR,
-    CyclicLR, warm-up schedules). A ``ReduceLROnPlateau``-style scheduler (one whose ``step``
-    requires a value) is stepped per epoch with ``logs[monitor]``; if that key is missing from an
-    epoch's logs (e.g. no validation that epoch) the step is skipped and one warning names the
-    keys that exist.
+    torch loop; ``per="batch"`` calls it after every training batch in which the optimizer stepped
+    (OneCycleLR, CyclicLR, warm-up schedules): with ``gradient_accumulation_steps=k`` once every
+    k batches, and not after a step the float16 gradient scaler skipped.
+
+    A ``ReduceLROnPlateau``-style scheduler (one whose ``step`` requires a value) is stepped per
+    epoch with ``logs[monitor]``; if that key is missing from an epoch's logs (e.g. no validation
+    that epoch) the step is skipped and one warning names the keys that exist.
 
     At each epoch end ``logs["learning_rate"]`` is the first parameter group's learning rate
     during the epoch's last training batch (read before the epoch-end step), as Keras logs it.
@@ -95,6 +97,7 @@ class TorchScheduler(Callback):
         self.monitor = monitor if monitor is not None else "val_loss"
         self._warned = False
         self._last_lr: Any = None
+        self._iterations_before: int | None = None
 
     def on_train_begin(self, logs=None):
         """Check that the scheduler drives ``model.optimizer``, before any batch runs."""
@@ -112,11 +115,24 @@ class TorchScheduler(Callback):
         lr = self.scheduler.optimizer.param_groups[0]["lr"]
         return lr.detach().clone() if isinstance(lr, torch.Tensor) else lr
 
-    def on_train_batch_end(self, batch, logs=None):
-        """Step a per-batch scheduler after the batch's optimizer step."""
+    def _iterations(self) -> int | None:
+        iterations = getattr(self.scheduler.optimizer, "iterations", None)
+        return iterations if isinstance(iterations, int) else None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Remember the optimizer's step count, to tell whether this batch steps it."""
         if self.per == "batch":
-            self._last_lr = self._current_lr()
-            self.scheduler.step()
+            self._iterations_before = self._iterations()
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Step a per-batch scheduler after a batch in which the optimizer stepped."""
+        if self.per != "batch":
+            return
+        iterations = self._iterations()
+        if iterations is not None and iterations == self._iterations_before:
+            return  # gradient accumulation, or a step skipped by the float16 gradient scaler
+        self._last_lr = self._current_lr()
+        self.scheduler.step()
 
     def on_epoch_end(self, epoch, logs=None):
         """Log the epoch's learning rate, then step a per-epoch scheduler."""

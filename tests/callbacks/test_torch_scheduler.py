@@ -210,3 +210,15 @@ def test_per_batch_stepping_adds_no_log_conversion():
         lambda model: [TorchScheduler(lr_scheduler.LinearLR(model.optimizer, total_iters=4), per="batch")]
     )
     assert with_scheduler == baseline
+
+
+def test_per_batch_steps_once_per_optimizer_step_with_gradient_accumulation():
+    model = cadence.Sequential(nn.Linear(3, 1))
+    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.1), loss="mse", gradient_accumulation_steps=2)
+    scheduler = lr_scheduler.StepLR(model.optimizer, step_size=1, gamma=0.5)
+    probe = BatchLR()
+    # No torch warning about scheduler.step() before optimizer.step(): warnings are errors here.
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0, shuffle=False,
+              callbacks=[TorchScheduler(scheduler, per="batch"), probe])
+    assert model.optimizer.iterations == 2 and scheduler.last_epoch == 2
+    assert probe.lrs == [0.1, 0.1, 0.05, 0.05]
