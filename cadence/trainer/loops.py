@@ -29,6 +29,7 @@ import torch
 
 from cadence import distributed
 from cadence.callbacks.callback_list import CallbackList
+from cadence.callbacks.timing import format_callback_times
 from cadence.data import EpochIterator, get_adapter, tree
 from cadence.data.adapters import is_array_like
 from cadence.data.class_weight import (
@@ -87,12 +88,17 @@ def fit(
     workers: int | None = None,
     use_multiprocessing: bool | None = None,
     max_queue_size: int | None = None,
+    profile_callbacks: bool = False,
 ) -> Any:
     """Train ``model`` for ``epochs`` epochs; Keras's arguments with Keras's meaning.
 
     ``workers``, ``use_multiprocessing`` and ``max_queue_size`` (Keras 2's ``fit`` arguments)
     load a Sequence or a Dataset in torch ``DataLoader`` worker processes; ``None`` keeps a
     Sequence's own settings.
+
+    ``profile_callbacks=True`` times every call of every callback hook and prints a table of
+    total and mean time per callback and hook at the end of training; the rows are also
+    ``history.callback_times`` (``None`` without profiling).
 
     Returns:
         The :class:`~cadence.callbacks.History` of the run (also ``model.history``).
@@ -127,7 +133,7 @@ def fit(
         distributed.shard_adapter(validation, training=False)
     callback_list = CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
-        epochs=epochs, steps=iterator.steps, verbose=verbose,
+        profile=profile_callbacks, epochs=epochs, steps=iterator.steps, verbose=verbose,
     )
     state.callbacks = callback_list
     model._train_state = state
@@ -186,6 +192,9 @@ def fit(
         epoch += 1
     callback_list.on_train_end(training_logs)
     model.history = callback_list.history
+    model.history.callback_times = callback_list.callback_times() if profile_callbacks else None
+    if profile_callbacks:
+        print(format_callback_times(model.history.callback_times), flush=True)
     return callback_list.history
 
 
