@@ -246,3 +246,55 @@ def test_no_host_transfer_in_the_per_batch_update(monkeypatch):
         return logs_module.conversions - before
 
     assert conversions([SwapEMAWeights()]) == conversions([])
+
+
+@pytest.mark.filterwarnings("ignore:Callback method .* is slow:UserWarning")
+@pytest.mark.parametrize("stop_after", [2, 3, 7])
+def test_backup_and_restore_resumes_the_schedulers_and_the_ema_exactly(tmp_path, stop_after):
+    from torch.optim import lr_scheduler
+
+    from cadence.callbacks import BackupAndRestore, HyperparameterScheduler, TorchScheduler
+
+    x = torch.randn(24, 3)
+    y = x.sum(dim=1, keepdim=True)
+
+    def build():
+        torch.manual_seed(0)
+        model = cadence.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+        model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.05, momentum=0.5), loss="mse")
+        one_cycle = lr_scheduler.OneCycleLR(model.optimizer, max_lr=0.05, epochs=4, steps_per_epoch=3,
+                                            cycle_momentum=False)
+        return model, [
+            HyperparameterScheduler("momentum", lambda step, m: min(m + 0.01, 0.9), per="batch"),
+            TorchScheduler(one_cycle, per="batch"),
+            SwapEMAWeights(swap_on_epoch=True, decay=0.8),
+        ]
+
+    class Crash(Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches += 1
+            if self.batches == stop_after:
+                raise RuntimeError("crash")
+
+    def run(model, callbacks):
+        return model.fit(x, y, batch_size=8, epochs=4, verbose=0, validation_data=(x[:8], y[:8]),
+                         callbacks=callbacks)
+
+    straight, straight_callbacks = build()
+    history = run(straight, straight_callbacks)
+
+    crashed, callbacks = build()
+    with pytest.raises(RuntimeError, match="crash"):
+        run(crashed, [*callbacks, Crash(), BackupAndRestore(tmp_path, save_freq=1)])
+    resumed, callbacks = build()
+    resumed_history = run(resumed, [*callbacks, BackupAndRestore(tmp_path, save_freq=1)])
+
+    assert resumed_history.history == history.history
+    assert history.history["momentum"] == pytest.approx([0.53, 0.56, 0.59, 0.62])
+    assert same(weights(resumed), weights(straight))
+    assert same(callbacks[2].ema_weights, straight_callbacks[2].ema_weights)
+    assert callbacks[0].batches_seen == 12 and callbacks[2].updates == 12
