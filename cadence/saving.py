@@ -193,12 +193,18 @@ def check_training_state(model: Any, state: dict[str, Any], path: Any) -> None:
         )
 
 
-def load_training_state(model: Any, state: dict[str, Any]) -> None:
+def load_training_state(model: Any, state: dict[str, Any], metrics: bool = True) -> None:
     """Load a :func:`training_state` into ``model`` (check it first with :func:`check_training_state`).
 
     Metrics that the model builds on its first batch (compiled metrics, per-output losses) do not
     exist yet when a backup is restored: their states are handed to the compiled loss and metrics,
-    which load them as soon as they build them.
+    which load them as soon as they build them, before that batch updates them. So a restored
+    mid-epoch state needs a training batch to run before the metrics are read.
+
+    Args:
+        model: The model.
+        state: A :func:`training_state`.
+        metrics: Whether to restore the metric states (only a backup taken mid-epoch needs them).
     """
     model.load_state_dict(state["weights"])
     if state["optimizer"] is not None:
@@ -210,7 +216,7 @@ def load_training_state(model: Any, state: dict[str, Any]) -> None:
     if grads is not None:
         for param, grad in zip(model.parameters(), grads, strict=True):
             param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
-    pending = {entry["name"]: entry["state"] for entry in state["metrics"]}
+    pending = {entry["name"]: entry["state"] for entry in state["metrics"]} if metrics else {}
     for metric in model.metrics:
         saved = pending.pop(metric.name, None)
         if saved is not None and callable(getattr(metric, "load_state_dict", None)):

@@ -93,6 +93,7 @@ class BackupAndRestore(Callback):
         self.delete_checkpoint = delete_checkpoint
         #: The file the last restore read (``None`` when ``fit`` started afresh).
         self.restored_from: Path | None = None
+        self._save_at_epoch_end = False
 
     @property
     def path(self) -> Path:
@@ -104,6 +105,7 @@ class BackupAndRestore(Callback):
         """Restore the newest readable backup, if there is one, before any other callback runs."""
         state = self._train_state()
         self.restored_from = None
+        self._save_at_epoch_end = False
         found = self._read()
         if found is None:
             return
@@ -112,13 +114,27 @@ class BackupAndRestore(Callback):
         self.restored_from = source
 
     def on_train_batch_end(self, batch, logs=None):
-        """Back up every ``save_freq`` training batches (when ``save_freq`` is an integer)."""
-        if self.save_freq != "epoch" and self._train_state().global_step % self.save_freq == 0:
+        """Back up every ``save_freq`` training batches (when ``save_freq`` is an integer).
+
+        A backup due at the last batch of an epoch (or once training was told to stop) is taken
+        at the end of that epoch instead, so that a resumed run always restarts mid-epoch with
+        batches left to run, or at an epoch's start.
+        """
+        if self.save_freq == "epoch":
+            return
+        state = self._train_state()
+        if state.global_step % self.save_freq:
+            return
+        steps = self.params.get("steps")
+        if self.model.stop_training or (steps is not None and state.step_in_epoch >= steps):
+            self._save_at_epoch_end = True
+        else:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        """Back up at the end of every epoch (when ``save_freq="epoch"``)."""
-        if self.save_freq == "epoch":
+        """Back up at the end of every epoch (``save_freq="epoch"``), or when a backup is due."""
+        if self.save_freq == "epoch" or self._save_at_epoch_end:
+            self._save_at_epoch_end = False
             self.save()
 
     def on_train_end(self, logs=None):
@@ -228,7 +244,9 @@ class BackupAndRestore(Callback):
                 f"'{source}' was written by a run with other callbacks: " + "; ".join(detail)
                 + ". Restart with the same callbacks, or delete the backup folder to start over."
             )
-        saving.load_training_state(self.model, payload["model"])
+        # Metric states matter only mid-epoch: an epoch's start resets them.
+        mid_epoch = int(payload["train_state"]["step_in_epoch"]) > 0
+        saving.load_training_state(self.model, payload["model"], metrics=mid_epoch)
         for key, value in saved.items():
             try:
                 keyed[key].load_state_dict(value)
