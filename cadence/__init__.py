@@ -1,10 +1,8 @@
 """cadence: Keras's ``fit()`` and its whole callback system, over plain PyTorch modules."""
 
-from cadence import backend, callbacks, data, integrations, losses, metrics, optimizers, utils
+from cadence import backend, callbacks, data, integrations, keras, losses, metrics, optimizers, utils
 from cadence.model import Model, Sequential
 from cadence.saving import load_model
-
-from cadence import keras  # noqa: E402  (a namespace over the modules above)
 
 __version__ = "0.1.0"
 
