@@ -253,10 +253,24 @@ def save_model(model: Any, filepath: Any) -> None:
     io.save_state(plain_state(payload), os.fspath(filepath))
 
 
+def _known_loss(name: Any) -> bool:
+    from cadence import losses
+
+    if name is None:
+        return True
+    try:
+        losses.get(name)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def _compile_from_config(model: Any, config: Any, path: Any) -> None:
     usable = (
         isinstance(config, dict)
         and isinstance(config.get("loss"), str | type(None))
+        and _known_loss(config.get("loss"))
+        and isinstance(config.get("metrics") or [], list)
         and all(isinstance(m, str) for m in (config.get("metrics") or []))
         and str(config.get("optimizer", "")).lower() in _optimizer_names()
     )
