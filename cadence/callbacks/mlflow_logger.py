@@ -78,7 +78,9 @@ class MLflowLogger(Callback):
 
     A run interrupted before ``on_train_end`` stays ``RUNNING`` in MLflow; when
     ``BackupAndRestore`` resumes training, this callback's state (the run id) is restored and
-    logging continues in the same run.
+    logging continues in the same run. Epochs and batches that the interrupted process logged
+    after its last backup are not logged again (a resumed run recomputes the same values), so
+    every step appears once.
 
     Needs the ``mlflow`` extra (``pip install 'cadence[mlflow]'``).
 
@@ -139,6 +141,7 @@ class MLflowLogger(Callback):
         self._params_logged = False
         self._global_train_batch = 0
         self._restored = False
+        self._logged_through: dict[str, int] = {"epoch": -1, "batch": 0}
 
     # ------------------------------------------------------------------ client
     @property
@@ -233,25 +236,38 @@ class MLflowLogger(Callback):
         self._params_logged = bool(state["params_logged"]) and self.run_id is not None
         self._global_train_batch = int(state["global_train_batch"])
         self._restored = True
+        self._logged_through = {"epoch": -1, "batch": 0}
         if self.run_id is not None:
             with _quiet():
                 self.client.update_run(self.run_id, status="RUNNING")
+                keys = self.client.get_run(self.run_id).data.metrics
+                for key in keys:
+                    kind = "batch" if key.startswith("batch_") else "epoch"
+                    steps = [m.step for m in self.client.get_metric_history(self.run_id, key)]
+                    self._logged_through[kind] = max([self._logged_through[kind], *steps])
 
     # ------------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
-        """Start counting batches, unless a backup was just restored into this callback."""
+        """Start a new run for this ``fit``, unless a backup was just restored into this callback."""
         if not self._restored:
+            self.run_id = None
+            self._params_logged = False
             self._global_train_batch = 0
+            self._logged_through = {"epoch": -1, "batch": 0}
         self._restored = False
 
     def on_train_batch_end(self, batch, logs=None):
         """Log ``batch_<key>`` every ``log_every_n_batches`` batches."""
         self._global_train_batch += 1
+        if self._global_train_batch <= self._logged_through["batch"]:
+            return
         if self.log_every_n_batches and self._global_train_batch % self.log_every_n_batches == 0:
             self._log_metrics(to_python(logs), self._global_train_batch, prefix="batch_")
 
     def on_epoch_end(self, epoch, logs=None):
         """Log every numeric key of the epoch's logs at ``step=epoch``."""
+        if epoch <= self._logged_through["epoch"]:
+            return
         values = dict(logs or {})
         if "learning_rate" not in values and "lr" not in values:
             rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)

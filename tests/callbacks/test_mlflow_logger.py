@@ -101,23 +101,48 @@ def test_batch_metrics_every_n_batches_at_the_global_batch(store, client):
     assert [s for s, _ in _history(client, logger.run_id, "loss")] == [0, 1, 2]
 
 
-def test_a_restored_logger_continues_the_same_run_without_logging_params_again(store, client):
-    first = MLflowLogger(tracking_uri=store[0], experiment_name="resume")
-    _fit(_model(), [first], epochs=2)
-    state = first.state_dict()
-    assert state == {"run_id": first.run_id, "params_logged": True, "global_train_batch": 6}
-    resumed = MLflowLogger(tracking_uri=store[0], experiment_name="resume")
-    resumed.load_state_dict(state)
+class Snapshot(Callback):
+    """Take the logger's state at the end of one epoch, as a backup would."""
+
+    def __init__(self, logger, epoch):
+        super().__init__()
+        self.logger, self.epoch, self.state = logger, epoch, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.state = self.logger.state_dict()
+
+
+def test_a_restored_logger_continues_the_same_run_and_logs_each_step_once(store, client):
+    first = MLflowLogger(tracking_uri=store[0], experiment_name="resume", log_every_n_batches=2)
+    snapshot = Snapshot(first, epoch=1)
+    _fit(_model(), [first, snapshot], epochs=3)  # logs epochs 0-2; the "backup" is from epoch 1
+    assert snapshot.state == {"run_id": first.run_id, "params_logged": True, "global_train_batch": 6}
+    resumed = MLflowLogger(tracking_uri=store[0], experiment_name="resume", log_every_n_batches=2)
+    resumed.load_state_dict(snapshot.state)
     assert client.get_run(first.run_id).info.status == "RUNNING"
-    history = _fit(_model(), [resumed], epochs=4, initial_epoch=2)  # epochs=4 would clash with "2"
+    history = _fit(_model(), [resumed], epochs=4, initial_epoch=2)  # epochs=4 would clash with "3"
     experiment = client.get_experiment_by_name("resume")
     assert len(client.search_runs([experiment.experiment_id])) == 1
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["epochs"] == "2"
+    assert run.data.params["epochs"] == "3"
     loss = _history(client, first.run_id, "loss")
-    assert [s for s, _ in loss] == [0, 1, 2, 3]
-    assert [v for _, v in loss[2:]] == history.history["loss"]
+    assert [s for s, _ in loss] == [0, 1, 2, 3]  # epoch 2 was already logged: not repeated
+    assert loss[3][1] == history.history["loss"][1]
+    assert [s for s, _ in _history(client, first.run_id, "batch_loss")] == [2, 4, 6, 8, 10, 12]
+
+
+def test_a_second_fit_with_the_same_logger_is_a_new_run(store, client):
+    logger = MLflowLogger(tracking_uri=store[0], experiment_name="twice")
+    model = _model()
+    _fit(model, [logger], epochs=1)
+    first = logger.run_id
+    _fit(model, [logger], epochs=2)
+    assert logger.run_id != first
+    experiment = client.get_experiment_by_name("twice")
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+    assert [s for s, _ in _history(client, logger.run_id, "loss")] == [0, 1]
 
 
 def test_a_missing_artifact_path_is_named_in_a_warning(store, client, tmp_path):
