@@ -41,8 +41,9 @@ class CSVLogger(Callback):
     atomically, with the wider header and the earlier rows padded with empty cells. Unlike
     Keras, no ``val_`` columns are invented for a run without validation.
 
-    Every row is appended, flushed and fsynced at once; every rewrite is atomic (a temporary
-    file, fsynced, renamed). The callback keeps the rows of the file, so its
+    Every epoch's write is atomic: the whole file (a few kilobytes) goes to a temporary file
+    that is fsynced and renamed into place, so the file is complete at every instant, even if
+    the process is killed mid-write. The callback keeps the rows of the file, so its
     :meth:`state_dict` lets ``BackupAndRestore`` rewrite the file exactly as it was at the
     backup: a resumed run never duplicates or loses a row.
 
@@ -87,12 +88,6 @@ class CSVLogger(Callback):
         io.atomic_write_text(self.filename, text)
         self._in_sync = True
 
-    def _append_line(self, text: str) -> None:
-        with open(self.filename, "a", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
     def _read_existing(self) -> None:
         """Load the header and rows of an existing file to continue it (``append=True``)."""
         self.columns, self.rows = None, []
@@ -121,7 +116,7 @@ class CSVLogger(Callback):
             self._in_sync = False  # The old file is replaced at the first write.
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        """Append the epoch's row; rewrite the file when a new key widens the header."""
+        """Add the epoch's row and write the file atomically (a new key widens the header)."""
         logs = logs or {}
         row = {"epoch": str(epoch)}
         row.update((str(key), format_value(value)) for key, value in logs.items())
@@ -131,10 +126,8 @@ class CSVLogger(Callback):
             keys = (known | set(row)) - {"epoch"}
             self.columns = ["epoch", *sorted(keys)]
             self._rewrite()
-        elif not self._in_sync:
-            self._rewrite()
         else:
-            self._append_line(self._row_line(row))
+            self._rewrite()
 
     def on_train_end(self, logs: dict | None = None) -> None:
         """Make sure the file reflects this run (an empty run still replaces the old file)."""
