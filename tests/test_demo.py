@@ -6,7 +6,6 @@ import csv
 
 import numpy as np
 import pytest
-from mlflow import MlflowClient  # noqa: F401  (imported here so its import-time notices are not ours)
 
 from cadence import demo
 from cadence.callbacks import Callback
