@@ -1,0 +1,68 @@
+"""``make bench``: cadence's fit against a hand-written torch loop, interleaved, medians.
+
+Usage: ``python -m benchmarks.run [--rounds 5] [--epochs 4] [--threads 2] [--only a,b,c]``.
+
+For each workload the hand-written loop and cadence run once per round, in alternating order;
+each run trains ``--epochs`` epochs, the first being a warm-up. A round's time is the median
+of its counted epochs; the table shows the median over rounds and the ratio
+cadence / hand-written with its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import torch
+
+from benchmarks import workloads
+
+TARGETS = {"a": 1.05, "b": 1.02, "c": 1.10}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--epochs", type=int, default=4,
+                        help="epochs per run, the first one a warm-up (default 4)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--only", default="a,b,c", help="workloads to run, e.g. 'a,c'")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.epochs < 2 or args.threads < 1:
+        parser.error(
+            f"need rounds >= 1, epochs >= 2, threads >= 1; received rounds={args.rounds}, "
+            f"epochs={args.epochs}, threads={args.threads}"
+        )
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table; return 0 (targets are reported, not enforced)."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    wanted = set(args.only.split(","))
+    _, missing = workloads.cadence_callbacks(".")
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} rounds of "
+          f"{args.epochs} epochs (first is warm-up), batch {workloads.BATCH_SIZE}, "
+          f"{workloads.SAMPLES} samples, validation_split={workloads.VALIDATION_SPLIT}")
+    print("callbacks: History, EarlyStopping, CSVLogger, ModelCheckpoint(save_best_only)"
+          + (f" (missing here: {', '.join(missing)})" if missing else ""))
+    header = f"{'':3}{'workload':<62}{'hand ms':>9}{'cadence ms':>12}{'ratio':>8}{'target':>8}"
+    print(header)
+    for workload in workloads.WORKLOADS:
+        if workload.key not in wanted:
+            continue
+        times = workloads.interleaved(workloads.runners(workload), args.rounds, args.epochs)
+        hand = statistics.median(times["hand"])
+        ours = statistics.median(times["cadence"])
+        ratio = ours / hand
+        target = TARGETS[workload.key]
+        flag = "" if ratio <= target else "  (over target)"
+        print(f"({workload.key}) {workload.title:<62}{hand * 1e3:>9.1f}{ours * 1e3:>12.1f}"
+              f"{ratio:>8.3f}{target:>8.2f}{flag}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

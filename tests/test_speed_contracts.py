@@ -1,0 +1,145 @@
+"""Speed contracts that can be checked without a clock.
+
+- An epoch with only the default callbacks (History, and ProgbarLogger at verbose=1) converts
+  no device value to Python per batch: the number of conversions does not grow with the
+  number of batches.
+- Memory stays flat over a long run: resident memory after warm-up stays within a few MB,
+  and nothing cadence allocates grows with the number of batches.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tracemalloc
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import cadence
+from cadence.callbacks import Callback
+from cadence.callbacks import progbar as progbar_module
+from cadence.trainer import logs as logs_module
+
+CONVERSIONS = ("item", "tolist", "__float__", "__bool__", "__int__", "numpy", "cpu")
+
+
+def _model(optimizer="sgd", metrics=("mae",)):
+    torch.manual_seed(0)
+    model = cadence.Model(nn.Linear(4, 1))
+    model.compile(optimizer=optimizer, loss="mse", metrics=list(metrics), device="cpu")
+    return model
+
+
+def _data(samples):
+    rng = np.random.default_rng(0)
+    return rng.random((samples, 4), dtype=np.float32), rng.random(samples, dtype=np.float32)
+
+
+def _count_conversions(monkeypatch, run) -> dict[str, int]:
+    """Run ``run()`` with every Tensor-to-Python conversion counted; return the counts."""
+    counts = dict.fromkeys(CONVERSIONS, 0)
+    for name in CONVERSIONS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, functools.wraps(original)(counted))
+    before = logs_module.conversions
+    try:
+        run()
+    finally:
+        monkeypatch.undo()
+    counts["logs.conversions"] = logs_module.conversions - before
+    return counts
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
+def test_default_callbacks_convert_nothing_per_batch(monkeypatch, verbose, optimizer):
+    # The bar reads the device values at its refresh interval; freeze its clock so that the
+    # interval never passes, whatever the machine's speed.
+    frozen = types.SimpleNamespace(monotonic=lambda: 0.0)
+    results = []
+    for batches in (10, 40):
+        x, y = _data(batches * 8)
+        model = _model(optimizer)
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # build metrics and optimizer state
+
+        def run(model=model, x=x, y=y):
+            monkeypatch.setattr(progbar_module, "time", frozen)
+            model.fit(x, y, batch_size=8, epochs=2, verbose=verbose, validation_split=0.2)
+
+        results.append(_count_conversions(monkeypatch, run))
+    few, many = results
+    assert few == many, (few, many)
+    # Per epoch: the training logs and the validation logs, one transfer each.
+    assert few["logs.conversions"] == 4
+
+
+def test_the_count_grows_per_batch_when_a_user_callback_reads_batch_logs(monkeypatch):
+    # The counter is sensitive: a user callback on every batch costs one conversion a batch.
+    class Reader(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    counts = []
+    for batches in (10, 40):
+        x, y = _data(batches * 8)
+        model = _model()
+        counts.append(_count_conversions(
+            monkeypatch,
+            lambda model=model, x=x, y=y: model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                                                    callbacks=[Reader()]),
+        ))
+    assert counts[1]["logs.conversions"] - counts[0]["logs.conversions"] == 30
+    assert counts[1]["tolist"] - counts[0]["tolist"] == 30
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_resident_memory_stays_flat_over_twenty_thousand_steps():
+    readings = []
+
+    class Resident(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            readings.append(_resident_bytes())
+
+    x, y = _data(2000)
+    model = _model()
+    model.fit(x, y, batch_size=1, epochs=10, verbose=0, shuffle=True, callbacks=[Resident()])
+    assert len(readings) == 10
+    growth = max(readings[2:]) - readings[1]
+    assert growth < 4 * 2**20, [r / 2**20 for r in readings]
+
+
+def test_nothing_cadence_allocates_grows_with_the_number_of_batches():
+    snapshots = []
+
+    class Snap(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch in (1, 4):
+                snapshots.append(tracemalloc.take_snapshot())
+
+    x, y = _data(400)
+    model = _model()
+    tracemalloc.start()
+    try:
+        model.fit(x, y, batch_size=1, epochs=5, verbose=1, validation_split=0.25,
+                  callbacks=[Snap()])
+    finally:
+        tracemalloc.stop()
+    cadence_files = [tracemalloc.Filter(True, f"*{os.sep}cadence{os.sep}*")]
+    first, last = (s.filter_traces(cadence_files) for s in snapshots)
+    grown = [d for d in last.compare_to(first, "lineno") if d.size_diff > 0]
+    # 900 batches ran between the snapshots: 8 bytes a batch would be 7 KB.
+    assert sum(d.size_diff for d in grown) < 2048, [str(d) for d in grown[:5]]
