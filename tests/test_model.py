@@ -251,9 +251,8 @@ def test_unknown_names_list_valid_ones():
         model.compile(optimizer="sgd", loss="msee")
     with pytest.raises(ValueError, match=r"adamw"):
         model.compile(optimizer="adamx", loss="mse")
-    model.compile(optimizer="sgd", loss="mse", metrics=["acuracy"])
     with pytest.raises(ValueError, match=r"Unknown metric: 'acuracy'. Expected one of: .*'accuracy'"):
-        model.fit(*data(), verbose=0)
+        model.compile(optimizer="sgd", loss="mse", metrics=["acuracy"])
 
 
 def test_loss_needing_targets_without_y():
@@ -287,3 +286,32 @@ def test_history_is_returned_and_set_on_model():
     assert isinstance(history, callbacks.History)
     assert model.history is history
     assert history.epoch == [0, 1]
+
+
+def test_unknown_metric_fails_at_compile_before_any_work():
+    model = cadence.Sequential(nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"Unknown metric: 'acc2'. Expected one of: .*'accuracy'"):
+        model.compile(optimizer="sgd", loss="mse", metrics=["acc2"])
+    with pytest.raises(ValueError, match=r"Unknown metric: 'maee'"):
+        model.compile(optimizer="sgd", loss="mse", metrics={"out": ["mae", "maee"]})
+    model.compile(optimizer="sgd", loss="mse", metrics=["accuracy", "mae"])  # resolved later
+
+
+def test_gradient_accumulation_continues_correctly_across_fit_calls():
+    x, y = data(n=48)
+    twice = linear(gradient_accumulation_steps=2)
+    once = linear(gradient_accumulation_steps=2)
+    once.load_state_dict(twice.state_dict())
+    # Three batches per fit: the third batch's half-accumulated gradient is dropped at the
+    # next fit's start, exactly as if each fit ran alone on its own data.
+    twice.fit(x[:24], y[:24], batch_size=8, shuffle=False, verbose=0)
+    twice.fit(x[24:], y[24:], batch_size=8, shuffle=False, verbose=0)
+    alone = linear(gradient_accumulation_steps=2)
+    alone.load_state_dict(once.state_dict())
+    once.fit(x[:24], y[:24], batch_size=8, shuffle=False, verbose=0)
+    alone.load_state_dict(once.state_dict())
+    alone.optimizer.load_state_dict(once.optimizer.state_dict())
+    alone.fit(x[24:], y[24:], batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(twice.parameters(), alone.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert twice.optimizer.iterations == 2

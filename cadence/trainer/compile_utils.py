@@ -197,6 +197,8 @@ class CompiledMetrics:
         self.built = False
         self.entries: list[tuple[Any, int | None, bool]] = []  # (metric, output index, weighted)
         self.pending_states: dict[str, Any] = {}  # Restored by a backup before build().
+        for spec in (metrics, weighted_metrics):
+            _check_identifiers(spec)
 
     @property
     def metrics(self) -> list[Any]:
@@ -287,6 +289,29 @@ def load_pending_states(metrics: list[Any], pending: dict[str, Any]) -> None:
         state = pending.pop(metric.name, None)
         if state is not None:
             metric.load_state_dict(state)
+
+
+def _check_identifiers(spec: Any) -> None:
+    """Raise now, at ``compile``, for a metric name or object cadence cannot use.
+
+    Only the choice that depends on the first batch's shapes (which accuracy ``"accuracy"``
+    means) waits for ``build``.
+    """
+    if spec is None:
+        return
+    if isinstance(spec, dict):
+        for value in spec.values():
+            _check_identifiers(value)
+        return
+    if isinstance(spec, list | tuple):
+        for value in spec:
+            _check_identifiers(value)
+        return
+    if isinstance(spec, str) and spec.lower() in ("accuracy", "acc", "crossentropy", "ce"):
+        return
+    if isinstance(spec, metrics_module.Metric) or getattr(spec, "_is_torchmetric", False):
+        return
+    metrics_module.get(spec)
 
 
 def _as_list(spec: Any) -> list[Any]:

@@ -140,6 +140,7 @@ def fit(
     model.stop_training = False
     model.train()
     model.optimizer.zero_grad(set_to_none=True)
+    model._micro_step = 0  # Accumulation starts afresh with the zeroed gradients.
     move = _mover(model)
     stop = reduce_batch = None
     if several:
