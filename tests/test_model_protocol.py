@@ -234,3 +234,16 @@ def test_logs_mutated_by_a_callback_reach_later_callbacks_and_history(mnist_like
                               callbacks=[AddKey(), Read()])
     assert seen == [1.5, 1.5]
     assert history.history["extra"] == [1.5, 1.5]
+
+
+def test_predict_batch_end_outputs_are_tensors_on_every_batch(mnist_like):
+    _, _, x_test, _ = mnist_like
+    seen = []
+
+    class Outputs(callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append((type(logs["outputs"]), tuple(logs["outputs"].shape)))
+
+    out = get_model().predict(x_test, batch_size=128, verbose=0, callbacks=[Outputs()])
+    assert seen == [(torch.Tensor, (128, 1))] * 7 + [(torch.Tensor, (104, 1))]
+    assert out.shape == (1000, 1)

@@ -164,7 +164,9 @@ class CallbackList(Callback):
             return
         plain: dict[str, Any] | None = None
         for callback, method, lazy in entries:
-            if lazy and hook in _BATCH_HOOKS:
+            if hook == "on_predict_batch_end":
+                value = logs  # {"outputs": ...} keeps its tensors, as in Keras.
+            elif lazy and hook in _BATCH_HOOKS:
                 value = logs if logs is not None else {}
             else:
                 if plain is None:
