@@ -316,14 +316,20 @@ def load_weights_file(path: PathLike, map_location: Any = "cpu") -> Any:
 
 
 def _looks_complete(path: Path) -> bool:
-    """Tell whether ``path`` is a cadence state file of the size its header announces."""
+    """Tell whether ``path`` is a whole cadence state file: its size and checksum match its header.
+
+    Only such a file may replace the previous backup, so a damaged newest file never pushes out
+    the good one before it.
+    """
     try:
         with open(path, "rb") as f:
-            header = _HEADER_RE.match(f.read(_MAX_HEADER))
-            size = os.fstat(f.fileno()).st_size
+            data = f.read()
     except OSError:
         return False
-    return header is not None and size == header.end() + int(header.group(2))
+    header = _HEADER_RE.match(data[:_MAX_HEADER])
+    if header is None or len(data) != header.end() + int(header.group(2)):
+        return False
+    return hashlib.sha256(memoryview(data)[header.end():]).hexdigest() == header.group(3).decode()
 
 
 def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:

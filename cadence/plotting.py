@@ -11,10 +11,11 @@ import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from cadence import extras
+from cadence import extras, io
 
 #: Keys that are not metrics and never get a panel.
 _NOT_METRICS = frozenset({"epoch"})
@@ -177,8 +178,9 @@ def plot_curves(
         figure.suptitle(title)
     if output_path is not None:
         output_path = Path(output_path)
-        output_path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(output_path, dpi=dpi)
+        buffer = BytesIO()
+        figure.savefig(buffer, dpi=dpi, format=output_path.suffix.lstrip(".").lower() or "png")
+        io.atomic_write_bytes(output_path, buffer.getvalue())
     return figure
 
 

@@ -493,3 +493,17 @@ def test_sigkill_at_random_moments_never_loses_the_backup(tmp_path):
     assert check_backup(load_latest(path)[0]) == 1000
     print(f"fallbacks to the previous backup: {fallbacks}", file=sys.stderr)
 
+
+
+def test_rotate_write_keeps_previous_when_newest_is_corrupt_inside(tmp_path):
+    path = tmp_path / "backup.cadence"
+    rotate_write(path, {"step": 1})
+    rotate_write(path, {"step": 2})
+    # Same size, one byte flipped in the payload: the header alone still looks right.
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    rotate_write(path, {"step": 3})
+    assert load_state(path) == {"step": 3}
+    # The damaged file did not push out the good previous one.
+    assert load_state(tmp_path / "backup.cadence.prev") == {"step": 1}

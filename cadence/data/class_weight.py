@@ -10,6 +10,7 @@ validation, and cannot be combined with ``sample_weight`` (fold them into it ins
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -37,11 +38,17 @@ def check_class_weight(class_weight: Any) -> dict[int, float]:
                 f"class_weight keys must be integer class indices >= 0; received key {key!r}."
             )
         try:
-            table[index] = float(value)
+            weight = float(value)
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"class_weight values must be numbers; received {value!r} for class {key!r}."
             ) from error
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(
+                "class_weight values must be finite numbers >= 0; received "
+                f"{value!r} for class {key!r}."
+            )
+        table[index] = weight
     return table
 
 

@@ -116,3 +116,11 @@ def test_balanced_class_weight_from_scikit_learn_raises_the_recall_of_a_rare_cla
     # Deterministic (fixed data, init and order); 1 of the 10 rare samples found without
     # weights, 8 of 10 with them.
     assert (unweighted, weighted) == (0.1, 0.8)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_negative_or_non_finite_class_weight_is_refused(bad):
+    from cadence.data.class_weight import check_class_weight
+
+    with pytest.raises(ValueError, match=r"class_weight values must be finite numbers >= 0; received .* for class 0."):
+        check_class_weight({0: bad, 1: 1.0})
