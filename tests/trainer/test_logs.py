@@ -1,0 +1,74 @@
+"""Logs: MetricLogs stays on the device; to_python converts every key with one transfer."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from cadence import metrics
+from cadence.trainer import logs as logs_module
+from cadence.trainer.logs import MetricLogs, to_python
+
+
+def _mean(name, values):
+    metric = metrics.Mean(name=name)
+    metric.update_state(torch.tensor(values))
+    return metric
+
+
+def test_metric_logs_is_a_lazy_read_only_mapping_of_device_tensors():
+    view = MetricLogs([_mean("loss", [1.0, 2.0]), _mean("mae", [0.5])])
+    before = logs_module.conversions
+    assert list(view) == ["loss", "mae"] and len(view) == 2
+    value = view["loss"]
+    assert isinstance(value, torch.Tensor) and value.ndim == 0
+    assert logs_module.conversions == before
+    with pytest.raises(KeyError, match="acc"):
+        view["acc"]
+    with pytest.raises(TypeError):
+        view["loss"] = 1.0  # type: ignore[index]
+
+
+def test_metric_logs_reads_the_current_state_at_every_access():
+    loss = _mean("loss", [1.0])
+    view = MetricLogs([loss])
+    loss.update_state(torch.tensor([3.0]))
+    assert view.to_python() == {"loss": 2.0}
+
+
+def test_to_python_converts_all_scalars_with_one_transfer():
+    before = logs_module.conversions
+    out = to_python({"loss": torch.tensor(0.25), "acc": torch.tensor(0.5, dtype=torch.float64),
+                     "lr": 0.1, "name": "x", "step": np.float32(2.0)})
+    assert logs_module.conversions == before + 1
+    assert out == {"loss": 0.25, "acc": 0.5, "lr": 0.1, "name": "x", "step": 2.0}
+    assert all(type(out[k]) is float for k in ("loss", "acc", "lr", "step"))
+    json.dumps(out)
+    assert pickle.loads(pickle.dumps(out)) == out
+
+
+def test_to_python_keeps_key_order_and_turns_arrays_into_numpy():
+    out = to_python({"b": torch.tensor([1.0, 2.0]), "a": torch.tensor(3.0), "c": np.array(4.0)})
+    assert list(out) == ["b", "a", "c"]
+    np.testing.assert_array_equal(out["b"], np.array([1.0, 2.0], dtype=np.float32))
+    assert out["a"] == 3.0 and out["c"] == 4.0
+
+
+def test_to_python_of_a_metric_logs_view_and_of_nothing():
+    view = MetricLogs([_mean("loss", [1.0, 2.0])])
+    before = logs_module.conversions
+    assert to_python(view) == {"loss": 1.5}
+    assert logs_module.conversions == before + 1
+    assert to_python(None) == {} and to_python({}) == {}
+    assert logs_module.conversions == before + 1
+
+
+def test_to_python_returns_a_new_dict():
+    source = {"loss": 1.0}
+    out = to_python(source)
+    out["loss"] = 2.0
+    assert source == {"loss": 1.0}
