@@ -10,9 +10,15 @@ Output (stdout, flushed): ``START <file the backup was restored from, or ->`` on
 EarlyStopping's stopped epoch, the learning rate, the optimizer's iterations) and
 WORKDIR/final.pt (the weights) are written.
 
-Environment: ``CADENCE_FI_KILL_AT_REPLACE=n`` makes the process SIGKILL itself just before its
-``n``-th ``os.replace``: a new file (backup, checkpoint, CSV) is written and fsynced but not yet
-renamed into place, the moment when a crash is most likely to leave a file half-written.
+Environment (the process kills itself, so where it dies does not depend on scheduling):
+
+- ``CADENCE_FI_KILL_AT_STEP=n``: SIGKILL once every callback's ``on_train_batch_end`` of global
+  step ``n`` has run, BackupAndRestore's last (the backup due at that step, if any, is written;
+  the epoch's end, for the last batch of an epoch, is not reached). The process exits with status 1 if training began
+  past step ``n`` or finished without reaching it, so a kill that did not happen is never silent.
+- ``CADENCE_FI_KILL_AT_REPLACE=n``: SIGKILL just before the process's ``n``-th ``os.replace``: a
+  new file (backup, checkpoint, CSV) is written and fsynced but not yet renamed into place, the
+  moment when a crash is most likely to leave a file half-written.
 
 This file is a helper, not a test module (pytest does not collect it).
 """
@@ -59,6 +65,37 @@ class Progress(callbacks.Callback):
         print(f"B {self.model._train_state.global_step}", flush=True)
 
 
+class BackupThenKill(callbacks.BackupAndRestore):
+    """BackupAndRestore that SIGKILLs the process once it has handled global step ``kill_at_step``.
+
+    BackupAndRestore's batch hook runs after every other callback's, so the process dies with
+    step ``kill_at_step`` handled by every callback and its backup (if one is due) written.
+    """
+
+    def __init__(self, backup_dir: str, kill_at_step: int | None, **kwargs) -> None:
+        super().__init__(backup_dir, **kwargs)
+        self.kill_at_step = kill_at_step
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        step = self.model._train_state.global_step
+        if self.kill_at_step is not None and step >= self.kill_at_step:
+            sys.exit(f"CADENCE_FI_KILL_AT_STEP={self.kill_at_step} but training resumes after step {step}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if self.model._train_state.global_step == self.kill_at_step:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_train_end(self, logs=None):
+        if self.kill_at_step is not None:
+            sys.exit(f"CADENCE_FI_KILL_AT_STEP={self.kill_at_step} but training ended at step "
+                     f"{self.model._train_state.global_step}")
+        super().on_train_end(logs)
+
+
 def data() -> tuple[np.ndarray, np.ndarray]:
     """240 samples of 12 features; 3 classes from a noisy linear rule."""
     rng = np.random.default_rng(7)
@@ -71,6 +108,7 @@ def main(workdir: str) -> None:
     torch.set_num_threads(1)
     if os.environ.get("CADENCE_FI_KILL_AT_REPLACE"):
         _kill_at_replace(int(os.environ["CADENCE_FI_KILL_AT_REPLACE"]))
+    kill_at_step = os.environ.get("CADENCE_FI_KILL_AT_STEP")
     torch.manual_seed(0)
     np.random.seed(0)
     model = cadence.Sequential(
@@ -81,7 +119,9 @@ def main(workdir: str) -> None:
         loss=cadence.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    backup = callbacks.BackupAndRestore(os.path.join(workdir, "backup"), save_freq=3)
+    backup = BackupThenKill(
+        os.path.join(workdir, "backup"), int(kill_at_step) if kill_at_step else None, save_freq=3
+    )
     early = callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
     x, y = data()
     history = model.fit(
