@@ -1,8 +1,9 @@
 """cadence: Keras's ``fit()`` and its whole callback system, over plain PyTorch modules."""
 
 from cadence import backend, callbacks, data, integrations, keras, losses, metrics, optimizers, utils
-from cadence.model import Model, Sequential
+from cadence.model import Model
 from cadence.saving import load_model
+from cadence.sequential import Sequential
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""Model and Sequential: a ``torch.nn.Module`` with Keras's compile, fit, evaluate and predict."""
+"""Model: a ``torch.nn.Module`` with Keras's compile, fit, evaluate and predict."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import contextlib
 import inspect
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -17,6 +16,7 @@ from cadence.data import tree
 from cadence.trainer import loops
 from cadence.trainer.compile_utils import CompiledLoss, CompiledMetrics
 from cadence.trainer.logs import MetricLogs
+from cadence.weights import WeightsMixin
 
 _PRECISIONS = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -36,7 +36,7 @@ def resolve_device(device: Any) -> torch.device:
         ) from error
 
 
-class Model(nn.Module):
+class Model(WeightsMixin, nn.Module):
     """A ``torch.nn.Module`` that trains itself the way a Keras model does.
 
     Subclass it and write ``forward`` (as you would write Keras's ``call``), or wrap a module:
@@ -336,81 +336,3 @@ class Model(nn.Module):
     def predict(self, x: Any, **kwargs: Any) -> Any:
         """Return the model's predictions as numpy arrays (nests keep their structure)."""
         return loops.predict(self, x, **kwargs)
-
-    # ----------------------------------------------------------------- weights
-    def get_weights(self) -> list[np.ndarray]:
-        """Return every parameter and buffer as a numpy array, in ``state_dict`` order."""
-        return [t.detach().cpu().numpy().copy() for t in self._weight_tensors()]
-
-    def set_weights(self, weights: list[Any]) -> None:
-        """Set every parameter and buffer from numpy arrays returned by :meth:`get_weights`."""
-        tensors = self._weight_tensors()
-        if len(weights) != len(tensors):
-            raise ValueError(
-                f"set_weights expects {len(tensors)} arrays (one per parameter and buffer); "
-                f"received {len(weights)}."
-            )
-        with torch.no_grad():
-            for index, (tensor, value) in enumerate(zip(tensors, weights, strict=True)):
-                value = torch.as_tensor(np.asarray(value))
-                if tuple(value.shape) != tuple(tensor.shape):
-                    raise ValueError(
-                        f"set_weights: array {index} has shape {tuple(value.shape)}; expected "
-                        f"{tuple(tensor.shape)}."
-                    )
-                tensor.copy_(value.to(tensor.dtype))
-
-    def _weight_tensors(self) -> list[torch.Tensor]:
-        state = self.state_dict(keep_vars=True)
-        return [t for t in state.values() if isinstance(t, torch.Tensor)]
-
-    def save_weights(self, filepath: Any) -> None:
-        """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix."""
-        from cadence import io
-
-        io.save_weights_file(self.state_dict(), str(filepath))
-
-    def load_weights(self, filepath: Any) -> None:
-        """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely.
-
-        A full checkpoint of ``ModelCheckpoint`` (a dict whose ``"model"`` entry is the
-        ``state_dict``) is accepted too: its model weights are loaded.
-        """
-        from cadence import io
-
-        state = io.load_weights_file(str(filepath))
-        if isinstance(state, dict) and isinstance(state.get("model"), dict):
-            state = state["model"]
-        self.load_state_dict(state)
-
-    def save(self, filepath: Any) -> None:
-        """Save weights, optimizer state and compile config atomically (see :mod:`cadence.saving`)."""
-        from cadence import saving
-
-        saving.save_model(self, filepath)
-
-
-class Sequential(Model):
-    """A stack of modules applied in order, as ``keras.Sequential``.
-
-    Args:
-        *modules: The modules, first to last (a single list is accepted too).
-    """
-
-    def __init__(self, *modules: nn.Module) -> None:
-        if len(modules) == 1 and isinstance(modules[0], list | tuple):
-            modules = tuple(modules[0])
-        super().__init__(nn.Sequential(*modules))
-
-    def add(self, module: nn.Module) -> None:
-        """Append a module to the stack."""
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"Sequential.add expects a torch.nn.Module; received {module!r}.")
-        self.module.append(module)
-        if self.compiled:
-            module.to(self.device)
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """The stacked modules."""
-        return list(self.module)

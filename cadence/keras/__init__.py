@@ -9,7 +9,8 @@ the same objects as ``cadence.callbacks``, ``cadence.backend`` and so on.
 import sys
 
 from cadence import backend, callbacks, losses, metrics, optimizers, utils
-from cadence.model import Model, Sequential
+from cadence.model import Model
+from cadence.sequential import Sequential
 
 __all__ = ["Model", "Sequential", "backend", "callbacks", "losses", "metrics", "optimizers", "utils"]
 
