@@ -2,7 +2,17 @@
 
 Usage: ``python dist_worker.py SCENARIO[,SCENARIO...] OUT_DIR [BACKUP_DIR [KILL_AT]]``. Every rank works in its own folder
 ``OUT_DIR/rank<r>`` (so a file written by a rank other than 0 is seen) and saves its results in
-``OUT_DIR/rank<r>.npz``. The backend is gloo, or ``CADENCE_TEST_BACKEND`` (nccl on a GPU).
+``OUT_DIR/rank<r>.npz``. Scenarios: fit, stop, resume, and hang (rank 1 sleeps for an hour while rank 0
+waits in a barrier: for the launcher's timeout test). The backend is gloo, or
+``CADENCE_TEST_BACKEND`` (nccl on a GPU).
+
+Rendezvous: with ``CADENCE_TEST_INIT_METHOD`` set (the tests set ``file://<fresh file>``), the
+process group starts from that URL with the ``RANK`` and ``WORLD_SIZE`` environment variables;
+a file needs no free port, so nothing else on the machine can take it first. Without it, the
+group starts as under ``torchrun`` (``init_method="env://"``: ``MASTER_ADDR``, ``MASTER_PORT``,
+``RANK``, ``WORLD_SIZE``), e.g. ``CADENCE_TEST_BACKEND=nccl torchrun --nproc_per_node=1
+tests/distributed/dist_worker.py fit,stop,resume OUT``. Collectives time out after
+``COLLECTIVE_TIMEOUT``, so a rank whose peer is gone fails instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -10,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -18,6 +30,8 @@ from torch import nn
 
 import cadence
 from cadence import callbacks, distributed
+
+COLLECTIVE_TIMEOUT = timedelta(seconds=120)
 
 
 def data(count: int = 16, seed: int = 0):
@@ -144,7 +158,12 @@ def scenario_resume(results, backup_dir, kill_at=None):
 def main() -> None:
     scenario, out = sys.argv[1], sys.argv[2]
     backend = os.environ.get("CADENCE_TEST_BACKEND", "gloo")
-    dist.init_process_group(backend)
+    init_method = os.environ.get("CADENCE_TEST_INIT_METHOD")
+    if init_method:  # A file:// URL: each launch gives its ranks a fresh file.
+        dist.init_process_group(backend, init_method=init_method, timeout=COLLECTIVE_TIMEOUT,
+                                world_size=int(os.environ["WORLD_SIZE"]), rank=int(os.environ["RANK"]))
+    else:  # As torchrun starts it.
+        dist.init_process_group(backend, init_method="env://", timeout=COLLECTIVE_TIMEOUT)
     rank = dist.get_rank()
     workdir = os.path.join(out, f"rank{rank}")
     os.makedirs(workdir, exist_ok=True)
@@ -160,6 +179,10 @@ def main() -> None:
             backup_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(out, "backup")
             kill_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
             scenario_resume(results, backup_dir, kill_at)
+        elif name == "hang":  # Rank 1 never reaches the barrier rank 0 waits in.
+            if rank == 1:
+                time.sleep(3600)
+            dist.barrier()
         else:
             raise SystemExit(f"unknown scenario {name!r}")
     np.savez(os.path.join(out, f"rank{rank}.npz"), **results)

@@ -1,9 +1,11 @@
 """fit / evaluate / predict in 2 processes (gloo on CPU), launched as torchrun launches them.
 
-Each launch starts ``dist_worker.py`` twice with ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and a
-free ``MASTER_PORT``, under a timeout, so a hang fails the test instead of blocking the suite.
-To run the same checks with NCCL on one GPU: ``CADENCE_TEST_BACKEND=nccl torchrun
---nproc_per_node=1 tests/distributed/dist_worker.py fit,stop,resume OUT``.
+Each launch starts ``dist_worker.py`` twice with ``RANK``, ``WORLD_SIZE`` and a rendezvous file
+of its own (``CADENCE_TEST_INIT_METHOD=file://...``, created fresh by the ranks: no network port
+that another process could take first), under one deadline for all ranks, so a hang fails the
+test, with the ranks killed, instead of blocking the suite. To run the same checks with NCCL on
+one GPU: ``CADENCE_TEST_BACKEND=nccl torchrun --nproc_per_node=1 tests/distributed/dist_worker.py
+fit,stop,resume OUT``.
 
 Exactness: 2 ranks with batches of 4 see, at every step, the samples of one batch of 8 of a
 single process with the same data seed (each rank takes every other sample of the same
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,36 +35,48 @@ sys.path.insert(0, str(Path(__file__).parent))
 import dist_worker  # noqa: E402
 
 WORKER = Path(__file__).parent / "dist_worker.py"
-LAUNCH_TIMEOUT = 90
+LAUNCH_TIMEOUT = 120  # Seconds for all ranks of one launch to finish (a few seconds unloaded).
+# Above the launches' own deadlines (the resume test launches twice), so those fire first.
+pytestmark = pytest.mark.timeout(2 * LAUNCH_TIMEOUT + 60)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def launch(args: list[str], out: Path, world: int = 2, timeout: float = LAUNCH_TIMEOUT,
+           started: list[subprocess.Popen] | None = None) -> tuple[list[int], list[str]]:
+    """Start ``world`` ranks of the worker; return their exit codes and outputs (kill on hang).
 
-
-def launch(args: list[str], out: Path, world: int = 2) -> tuple[list[int], list[str]]:
-    """Start ``world`` ranks of the worker; return their exit codes and outputs (kill on hang)."""
-    port = _free_port()
+    The ranks' processes are also appended to ``started`` when it is given.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    rendezvous = out / "rendezvous"
+    assert not rendezvous.exists(), f"{rendezvous} is left from another launch"
     procs = []
     for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+        env = dict(os.environ, CADENCE_TEST_INIT_METHOD=rendezvous.as_uri(), RANK=str(rank),
                    LOCAL_RANK=str(rank), WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
         procs.append(subprocess.Popen(
             [sys.executable, str(WORKER), *args[:1], str(out), *args[1:]], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
+    if started is not None:
+        started.extend(procs)
+    deadline = time.monotonic() + timeout
     outputs, codes = [], []
     try:
         for proc in procs:
-            text, _ = proc.communicate(timeout=LAUNCH_TIMEOUT)
+            text, _ = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
             outputs.append(text)
             codes.append(proc.returncode)
     except subprocess.TimeoutExpired:
         for proc in procs:
             proc.kill()
-        pytest.fail(f"the {world} ranks of {args} did not finish within {LAUNCH_TIMEOUT}s (a hang)")
+        texts = [proc.communicate()[0] for proc in procs]
+        pytest.fail(f"the {world} ranks of {args} did not finish within {timeout}s (a hang):\n"
+                    + "\n".join(texts))
+    finally:  # Also when pytest-timeout or Ctrl-C interrupts: no rank is left running.
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     return codes, outputs
 
 
@@ -151,6 +166,14 @@ def test_killed_run_resumed_with_backup_and_restore_ends_as_an_uninterrupted_one
         np.testing.assert_array_equal(r["weights_resume"], r0["weights_resume"])
     assert not bool(r0["restored"])
     assert not backup.exists() and not (out / "backup").exists()
+
+
+def test_a_hang_fails_the_launch_and_kills_every_rank(tmp_path):
+    # Rank 1 sleeps for an hour; rank 0 waits for it in a barrier.
+    started: list[subprocess.Popen] = []
+    with pytest.raises(pytest.fail.Exception, match=r"the 2 ranks of \['hang'\] did not finish within 5s"):
+        launch(["hang"], tmp_path / "hang", timeout=5, started=started)
+    assert [proc.returncode for proc in started] == [-signal.SIGKILL, -signal.SIGKILL]  # Reaped.
 
 
 def test_single_process_fit_is_untouched_by_the_distributed_code():
