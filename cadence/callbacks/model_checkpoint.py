@@ -10,6 +10,7 @@ from typing import Any
 
 from cadence import io
 from cadence.callbacks.monitor import MonitorCallback
+from cadence.trainer.logs import to_python
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -52,6 +53,8 @@ class ModelCheckpoint(MonitorCallback):
         ValueError: For a ``save_freq`` that is neither ``"epoch"`` nor a positive integer, or a
             malformed ``filepath`` template.
     """
+
+    accepts_lazy_logs = True
 
     def __init__(
         self,
@@ -107,7 +110,11 @@ class ModelCheckpoint(MonitorCallback):
         self._current_epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Save every ``save_freq`` batches when ``save_freq`` is an integer."""
+        """Save every ``save_freq`` batches when ``save_freq`` is an integer.
+
+        The batch logs arrive as a lazy view; they are read from the device only when a save
+        is due, so checkpointing adds no per-batch host-device sync.
+        """
         if self.save_freq == "epoch":
             return
         if batch <= self._last_batch_seen:  # A new epoch started.
@@ -118,7 +125,7 @@ class ModelCheckpoint(MonitorCallback):
         self._last_batch_seen = batch
         if self._batches_seen_since_last_saving >= self.save_freq:
             self._batches_seen_since_last_saving = 0
-            self._save(self._current_epoch, batch, logs or {})
+            self._save(self._current_epoch, batch, to_python(logs))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Save at the epoch's end when ``save_freq="epoch"``."""

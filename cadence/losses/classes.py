@@ -5,7 +5,7 @@ from typing import Any
 
 from torch import Tensor
 
-from cadence.losses import crossentropy, regression
+from cadence.losses import crossentropy, fused, regression
 from cadence.losses.loss import Loss, ignored_fraction_scale
 from cadence.losses.shapes import float_predictions
 
@@ -51,12 +51,20 @@ class MeanSquaredError(_FunctionLoss):
     default_name = "mean_squared_error"
     fn = regression.mean_squared_error
 
+    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
+        """Return ``F.mse_loss`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
+        return fused.mean_squared_error(y_true, y_pred)
+
 
 class MeanAbsoluteError(_FunctionLoss):
     """Mean of absolute errors (Keras name `mean_absolute_error`)."""
 
     default_name = "mean_absolute_error"
     fn = regression.mean_absolute_error
+
+    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
+        """Return ``F.l1_loss`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
+        return fused.mean_absolute_error(y_true, y_pred)
 
 
 class MeanAbsolutePercentageError(_FunctionLoss):
@@ -180,6 +188,13 @@ class BinaryCrossentropy(_FunctionLoss):
             axis=axis,
         )
 
+    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
+        """Return ``F.binary_cross_entropy_with_logits`` for logits without label smoothing."""
+        kwargs = self.fn_kwargs
+        if not kwargs["from_logits"] or kwargs["label_smoothing"] or kwargs["axis"] != -1:
+            return None
+        return fused.binary_crossentropy_from_logits(y_true, y_pred)
+
 
 class CategoricalCrossentropy(_FunctionLoss):
     """Crossentropy for one-hot targets (Keras name `categorical_crossentropy`).
@@ -239,6 +254,12 @@ class SparseCategoricalCrossentropy(_FunctionLoss):
         super().__init__(
             name=name, reduction=reduction, from_logits=from_logits, ignore_class=ignore_class
         )
+
+    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
+        """Return ``F.cross_entropy`` for logits and integer labels without ``ignore_class``."""
+        if not self.fn_kwargs["from_logits"] or self.fn_kwargs["ignore_class"] is not None:
+            return None
+        return fused.sparse_categorical_crossentropy_from_logits(y_true, y_pred)
 
     def mean_scale(self, y_true: Any, y_pred: Any) -> Tensor | None:
         """Returns `entries / valid entries` when `ignore_class` is set, else `None`.

@@ -75,6 +75,19 @@ class Mean(Metric):
         super().__init__(name=name, dtype=dtype)
         self.add_state("total")
         self.add_state("count")
+        # Counts known on the host (batch sizes) wait here, as a Python number, and are folded
+        # into the `count` tensor whenever the state is read: one device op less per batch.
+        self._host_count = 0
+
+    def _flush_host_state(self) -> None:
+        if self._host_count:
+            self._states["count"].add_(self._host_count)
+            self._host_count = 0
+
+    def reset_state(self) -> None:
+        """Zeroes the state in place (no allocation, no host sync)."""
+        self._host_count = 0
+        super().reset_state()
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
         """Adds a batch of values (or one 0-d value) to the mean.
@@ -84,7 +97,22 @@ class Mean(Metric):
             sample_weight: Optional weights, a Python number or an array of shape
                 `(batch,)` / `(batch, 1)`.
         """
-        values = to_tensor(values) if isinstance(values, Tensor) else torch.as_tensor(
+        if type(values) is Tensor and not self._states:
+            self.states(values.device)  # The same path from the very first batch on.
+        if type(values) is Tensor and values.device == self._device:
+            # Fast paths (no new tensors but the sum): the loss tracker's 0-d value weighted
+            # by the batch size, and a metric's per-sample values without weights.
+            state = self._states
+            values = values.detach()
+            if values.dim() == 0 and type(sample_weight) is int:
+                state["total"].add_(values, alpha=sample_weight)
+                self._host_count += sample_weight
+                return
+            if values.dim() == 1 and sample_weight is None:
+                state["total"].add_(values.sum(dtype=state["total"].dtype))
+                self._host_count += values.shape[0]
+                return
+        values = to_tensor(values).detach() if isinstance(values, Tensor) else torch.as_tensor(
             values, device=self.device
         )
         state = self.states(values.device)
@@ -176,7 +204,29 @@ class MeanMetricWrapper(Mean):
             y_pred: Predictions.
             sample_weight: Optional weights of shape `(batch,)` or `(batch, 1)`.
         """
+        if sample_weight is None:
+            fused = self.fused_sum(y_true, y_pred)
+            if fused is not None:
+                total, count = fused
+                if not self._states:
+                    self.states(total.device)  # The same path from the very first batch on.
+                if total.device == self._device:
+                    self._states["total"].add_(total)
+                    self._host_count += count
+                    return
         y_pred = to_tensor(y_pred)
         y_true = to_tensor(y_true, like=y_pred)
         values = to_tensor(self.fn(y_true, y_pred, **self.fn_kwargs), like=y_pred)
         super().update_state(values, sample_weight=sample_weight)
+
+    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
+        """Return ``(sum of the per-sample values, number of samples)`` in a fused kernel, or None.
+
+        Built-in metrics override this for a dense, unweighted batch; ``None`` (the default)
+        takes the per-sample path. The sum must equal the per-sample values' sum up to rounding.
+
+        Args:
+            y_true: Targets.
+            y_pred: Predictions.
+        """
+        return None

@@ -4,10 +4,23 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
-from cadence.losses import crossentropy, regression
+from cadence.losses import crossentropy, fused, regression
 from cadence.losses.shapes import prepare_pair
 from cadence.metrics.reduction import Mean, MeanMetricWrapper
+
+
+def _fused_elementwise(kernel: Any, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
+    """Sum an element-wise error over a dense batch, divided by the elements per sample."""
+    pair = fused.dense_pair(y_true, y_pred)
+    if pair is None or pair[1].dim() == 0:
+        return None
+    y_true, y_pred = pair
+    samples = y_pred.shape[0]
+    per_sample = y_pred.numel() // samples if samples else 1
+    total = kernel(y_pred.detach(), y_true, reduction="sum")
+    return (total if per_sample == 1 else total / per_sample), samples
 
 
 class MeanSquaredError(MeanMetricWrapper):
@@ -16,12 +29,20 @@ class MeanSquaredError(MeanMetricWrapper):
     def __init__(self, name: str | None = "mean_squared_error", dtype: Any = None):
         super().__init__(regression.mean_squared_error, name=name, dtype=dtype)
 
+    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
+        """Return the per-sample means' sum with one ``F.mse_loss(reduction="sum")``."""
+        return _fused_elementwise(F.mse_loss, y_true, y_pred)
+
 
 class MeanAbsoluteError(MeanMetricWrapper):
     """Mean of absolute errors (Keras name `mean_absolute_error`)."""
 
     def __init__(self, name: str | None = "mean_absolute_error", dtype: Any = None):
         super().__init__(regression.mean_absolute_error, name=name, dtype=dtype)
+
+    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
+        """Return the per-sample means' sum with one ``F.l1_loss(reduction="sum")``."""
+        return _fused_elementwise(F.l1_loss, y_true, y_pred)
 
 
 class MeanAbsolutePercentageError(MeanMetricWrapper):
