@@ -63,6 +63,7 @@ class Model(WeightsMixin, nn.Module):
         self._compiled_metrics: CompiledMetrics | None = None
         self._loss_tracker = metrics_module.Mean(name="loss")
         self._metric_logs: MetricLogs | None = None
+        self._metric_logs_key: tuple | None = None
         self._forward_training_arg: bool | None = None
         self._train_state: Any = None
         self.device = torch.device("cpu")
@@ -240,9 +241,15 @@ class Model(WeightsMixin, nn.Module):
 
     def get_metrics_result(self) -> MetricLogs:
         """Return the metrics' current results as a lazy mapping (no host-device sync)."""
-        metrics = self.metrics
-        if self._metric_logs is None or self._metric_logs._metrics != metrics:
-            self._metric_logs = MetricLogs(metrics)
+        compiled = self._compiled_metrics
+        key = (
+            id(compiled.entries) if compiled is not None else None,
+            len(self._compiled_loss.trackers) if self._compiled_loss is not None else 0,
+            id(self._loss_tracker),
+        )
+        if self._metric_logs is None or self._metric_logs_key != key:
+            self._metric_logs = MetricLogs(self.metrics)
+            self._metric_logs_key = key
         return self._metric_logs
 
     # ----------------------------------------------------------------- steps
@@ -284,7 +291,8 @@ class Model(WeightsMixin, nn.Module):
         with self.autocast():
             y_pred = self(x)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
-        self._loss_tracker.update_state(loss.detach(), sample_weight=tree.batch_size_of(x))
+        batch_size = x.shape[0] if type(x) is torch.Tensor else tree.batch_size_of(x)
+        self._loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
         self.backward_and_step(loss)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 

@@ -112,6 +112,23 @@ class ArrayAdapter(DataAdapter):
                                 *self.shard)
         count = self.num_samples if order is None else len(order)
         size = self.batch_size
+        if (
+            not self.pin_memory
+            and type(self.x) is torch.Tensor
+            and type(self.y) is torch.Tensor
+            and self.sample_weight is None
+        ):
+            # The common case, as a hand-written loop does it: two slices or two gathers.
+            x_all, y_all = self.x, self.y
+            for index in range(start, self.num_batches):
+                begin = index * size
+                end = min(begin + size, count)
+                if order is None:
+                    yield x_all[begin:end], y_all[begin:end]
+                else:
+                    rows = order[begin:end]
+                    yield x_all.index_select(0, rows), y_all.index_select(0, rows)
+            return
         for index in range(start, self.num_batches):
             begin = index * size
             end = min(begin + size, count)

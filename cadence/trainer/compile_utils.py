@@ -197,6 +197,7 @@ class CompiledMetrics:
         self.built = False
         self.entries: list[tuple[Any, int | None, bool]] = []  # (metric, output index, weighted)
         self.pending_states: dict[str, Any] = {}  # Restored by a backup before build().
+        self.single_output = True
         for spec in (metrics, weighted_metrics):
             _check_identifiers(spec)
 
@@ -258,6 +259,7 @@ class CompiledMetrics:
                 metric.name = f"weighted_{metric.name}"
             seen.add(metric.name)
         self.entries = entries
+        self.single_output = names is None
         load_pending_states(self.metrics, self.pending_states)
         self.built = True
 
@@ -265,7 +267,11 @@ class CompiledMetrics:
         """Update every metric with a batch."""
         if not self.built:
             self.build(y_true, y_pred)
-        names = output_names(y_pred) if self.entries and self.entries[0][1] is not None else None
+        if self.single_output:
+            for metric, _, weighted in self.entries:
+                metric.update_state(y_true, y_pred, sample_weight=sample_weight if weighted else None)
+            return
+        names = output_names(y_pred)
         for metric, index, weighted in self.entries:
             weight = sample_weight if weighted else None
             if index is None:
