@@ -31,7 +31,7 @@ def _drive(monkeypatch, clock_step, batches=50, refresh=1.0):
     monkeypatch.setattr(progbar_module, "time", types.SimpleNamespace(monotonic=FakeClock(clock_step).monotonic))
     loss = metrics.Mean(name="loss")
     loss.update_state(torch.tensor([0.5]))
-    bar = ProgbarLogger(refresh_seconds=refresh)
+    bar = ProgbarLogger(refresh_seconds=refresh, interactive=True)
     bar.set_params({"epochs": 1, "steps": batches, "verbose": 1})
     bar.on_train_begin()
     bar.on_epoch_begin(0)
@@ -92,3 +92,15 @@ def test_format_logs_keeps_numbers_only():
     assert progbar_module.format_logs({"loss": 0.5, "lr": 1, "name": "x"}) == (
         "loss: 0.5000 - lr: 1.0000"
     )
+
+
+def test_non_interactive_output_gets_one_final_line_per_epoch(capsys):
+    # capsys's stdout is not a terminal: no carriage-return bar, one Keras-like line an epoch.
+    before = logs_module.conversions
+    history = _fit(verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2"
+    for line, loss in zip((lines[1], lines[3]), history.history["loss"], strict=True):
+        assert re.fullmatch(r"4/4 - \d+s - loss: \d\.\d{4}", line)
+        assert line.endswith(f"loss: {loss:.4f}")
+    assert logs_module.conversions - before == 2  # The epoch ends' logs, nothing per batch.
