@@ -96,22 +96,8 @@ def test_seed_004_momentum_ramp_in_one_line_matches_a_hand_loop():
 
 
 def test_seed_004_momentum_schedule_overshoots_where_the_one_liner_does_not():
-    # Seed 004's MomentumSchedule, with K = cadence.backend; driven without training.
-    class MomentumSchedule(cadence.callbacks.Callback):
-        def __init__(self):
-            super(MomentumSchedule, self).__init__()  # noqa: UP008
-
-        def on_epoch_end(self, epoch, logs=None):
-            starting_value = 0.9
-            ending_value = 0.99
-            number_epochs = 200
-            step_increase = (ending_value - starting_value) / number_epochs
-            if epoch > number_epochs:
-                K.set_value(self.model.optimizer.momentum, ending_value)
-            else:
-                current_momentum = K.get_value(self.model.optimizer.momentum)
-                current_momentum += step_increase
-                K.set_value(self.model.optimizer.momentum, current_momentum)
+    # Seed 004's MomentumSchedule, from examples/ (imports changed only); driven without training.
+    from examples.seed_004_callbacks import MomentumSchedule
 
     theirs, ours = make_model(), make_model()
     their_list = CallbackList([MomentumSchedule()], model=theirs, epochs=205, steps=1, verbose=0)

@@ -185,37 +185,8 @@ def test_plain_torch_optimizer_is_driven_through_param_groups():
 
 
 def test_seed_002_custom_learning_rate_scheduler_equivalent(capsys):
-    # Seed 002's schedule, as written there.
-    LR_SCHEDULE = [
-        # (epoch to start, learning rate) tuples
-        (3, 0.05),
-        (6, 0.01),
-        (9, 0.005),
-        (12, 0.001),
-    ]
-
-    def lr_schedule(epoch, lr):
-        """Helper function to retrieve the scheduled learning rate based on epoch."""
-        if epoch < LR_SCHEDULE[0][0] or epoch > LR_SCHEDULE[-1][0]:
-            return lr
-        for i in range(len(LR_SCHEDULE)):
-            if epoch == LR_SCHEDULE[i][0]:
-                return LR_SCHEDULE[i][1]
-        return lr
-
-    # Seed 002's CustomLearningRateScheduler, with tf.keras.backend -> cadence.backend.
-    class CustomLearningRateScheduler(cadence.callbacks.Callback):
-        def __init__(self, schedule):
-            super().__init__()
-            self.schedule = schedule
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if not hasattr(self.model.optimizer, "lr"):
-                raise ValueError('Optimizer must have a "lr" attribute.')
-            lr = float(cadence.backend.get_value(self.model.optimizer.learning_rate))
-            scheduled_lr = self.schedule(epoch, lr)
-            cadence.backend.set_value(self.model.optimizer.lr, scheduled_lr)
-            print("\nEpoch %05d: Learning rate is %6.4f." % (epoch, scheduled_lr))  # noqa: UP031
+    # Seed 002's schedule and CustomLearningRateScheduler, from examples/ (imports changed only).
+    from examples.seed_002_custom_callbacks import CustomLearningRateScheduler, lr_schedule
 
     theirs, ours = make_model(), make_model()
     ours.load_state_dict(theirs.state_dict())

@@ -2,67 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import cadence
-from cadence import keras  # was: import keras
 from cadence.data import PyDataset, get_adapter
 from cadence.utils import Sequence  # was: from keras.utils import Sequence
 
-
-# ---- seed 003's DataGenerator, copied; only the imports above changed (and its mixed tab/space
-# indentation, which Python rejects, made consistent) ----------------------------------------
-class DataGenerator(Sequence):
-
-    def __init__(self, list_IDs, labels, batch_size, dim, n_channels, n_classes, shuffle):
-        'Initialization'
-        self.dim = dim
-        self.batch_size = batch_size
-        self.labels = labels
-        self.list_IDs = list_IDs # list of samples in dataset(each with an ID for identification only)
-        self.n_channels = n_channels
-        self.n_classes = n_classes
-        self.shuffle = shuffle
-        self.on_epoch_end()
-
-    def __len__(self):
-        'Denotes number of batches per epoch'
-        return math.ceil(len(self.list_IDs) / self.batch_size)
-
-    def __getitem__(self, index):
-        'Generate one batch of data'
-        # Generate indexes of the batch
-        indexes = self.indexes[index*self.batch_size:(index+1)*self.batch_size]
-        # Find list of IDs
-        list_IDs_temp = [self.list_IDs[k] for k in indexes]
-        # Generate data
-        X, y = self.__data_generation(list_IDs_temp)
-        return X, y
-
-    def on_epoch_end(self):
-        'Updates indexes after each epoch by shuffling'
-        self.indexes = np.arange(len(self.list_IDs))
-        if self.shuffle == True:  # noqa: E712 (the seed's spelling)
-            np.random.shuffle(self.indexes)
-
-    def __data_generation(self, list_IDs_temp):
-        'Generates data containing batch_size samples'
-        # Initialization
-        X = np.empty((self.batch_size, *self.dim, self.n_channels))
-        y = np.empty((self.batch_size), dtype=int)
-        # Generate data
-        for i, ID in enumerate(list_IDs_temp):
-            # Store sample
-            X[i,] = np.load('data/' + ID + '.npy')
-            # Store class
-            y[i] = self.labels[ID]
-        return X, keras.utils.to_categorical(y, num_classes=self.n_classes)
-# ---- end of the seed's code ----------------------------------------------------------------
+# Seed 003's DataGenerator lives in examples/ with only its imports changed.
+from examples.seed_003_custom_training import DataGenerator  # noqa: E402
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 
 import pytest
@@ -10,42 +9,12 @@ import torch
 from torch import nn
 
 import cadence
-import cadence as tf  # seed 000's `import tensorflow as tf`, changed to cadence
 from cadence.callbacks import MetricsLogger
 from cadence.callbacks.metrics_logger import format_epoch_line
 from cadence.integrations.sagemaker import metric_definitions
 
-
-# Seed 000's callback, as written there (only its import changed).
-class CustomCallBack(tf.keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        """Called at the beginning of training.
-        """
-        print(f"Start training - {str(datetime.datetime.now())}")
-
-        # get parameters
-        self.epochs = self.params['epochs']
-
-    def on_train_end(self, logs=None):
-        """Called at the end of training.
-        """
-        print(f"Finish training - {str(datetime.datetime.now())}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Called at the end of an epoch.
-        """
-        keys = list(logs.keys())
-        metrics_values_list = []
-
-        for key in keys:
-            if key.startswith('val_'):
-                metrics_values_list.append(f"{key}: {logs.get(key):.4f};")
-            else:
-                metrics_values_list.append(f"train_{key}: {logs.get(key):.4f};")
-        values = ' - '.join(metrics_values_list)
-
-        print(f"Epoch {epoch+1}/{self.epochs} - {values}")
-
+# Seed 000's callback lives in examples/ with only its import changed.
+from examples.seed_000_sagemaker import CustomCallBack  # noqa: E402
 
 SEED_DEFINITIONS = [
     {'Name': 'Train Loss', 'Regex': 'train_loss: (.*?);'},
