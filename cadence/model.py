@@ -281,8 +281,11 @@ class Model(WeightsMixin, nn.Module):
     ) -> MetricLogs:
         """Update the compiled metrics with a batch and return the lazy results."""
         if self._compiled_metrics is not None:
-            with torch.no_grad():
-                self._compiled_metrics.update_state(y, y_pred, sample_weight)
+            if type(y_pred) is torch.Tensor:  # Detaching is enough: no graph, no context switch.
+                self._compiled_metrics.update_state(y, y_pred.detach(), sample_weight)
+            else:
+                with torch.no_grad():
+                    self._compiled_metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
     def train_step(self, data: Any) -> Any:
@@ -322,7 +325,8 @@ class Model(WeightsMixin, nn.Module):
             y_pred = self(x)
             if self._compiled_loss is not None and y is not None:
                 loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
-                self._loss_tracker.update_state(loss.detach(), sample_weight=tree.batch_size_of(x))
+                batch_size = x.shape[0] if type(x) is torch.Tensor else tree.batch_size_of(x)
+                self._loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
         return self.compute_metrics(x, y, y_pred, sample_weight) if y is not None \
             else self.get_metrics_result()
 
