@@ -156,9 +156,11 @@ def test_gradient_clipping_through_the_optimizer():
         assert (p.detach() - b).abs().max() <= 0.01 + 1e-7
 
 
-def test_bf16_mixed_precision_trains_on_cpu():
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_mixed_precision_trains_on_cpu(precision):
     x, y = data()
-    model = linear("adam", precision="bf16-mixed")
+    model = linear("adam", precision=precision)
+    assert (model._scaler is not None) == (precision == "16-mixed")
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0)
     assert history.history["loss"][2] < history.history["loss"][0]
     assert model.predict(x, verbose=0).dtype == np.float32
