@@ -81,6 +81,8 @@ class TensorBoard(Callback):
         profile_batch: A batch (from 1) or a ``(start, stop)`` range of batches, counted over the
             whole run, to profile with ``torch.profiler``; the trace is written to
             ``log_dir/train`` for TensorBoard's profiler plugin. 0 disables profiling.
+        embeddings_freq: Accepted for Keras compatibility; only 0 (no embeddings) is supported.
+        embeddings_metadata: Accepted for Keras compatibility; only ``None`` is supported.
     """
 
     accepts_lazy_logs = True
@@ -94,8 +96,17 @@ class TensorBoard(Callback):
         write_steps_per_second: bool = False,
         update_freq: str | int = "epoch",
         profile_batch: int | tuple[int, int] | str = 0,
+        embeddings_freq: int = 0,
+        embeddings_metadata: Any = None,
     ) -> None:
         super().__init__()
+        if embeddings_freq or embeddings_metadata is not None:
+            raise ValueError(
+                "cadence's TensorBoard does not write embedding projections (torch modules have "
+                "no Keras Embedding layers to find); received "
+                f"embeddings_freq={embeddings_freq!r}, embeddings_metadata={embeddings_metadata!r}. "
+                "Use torch.utils.tensorboard.SummaryWriter.add_embedding in a callback instead."
+            )
         if not isinstance(histogram_freq, int) or isinstance(histogram_freq, bool) or histogram_freq < 0:
             raise ValueError(
                 "histogram_freq must be a non-negative integer (0 disables histograms); "
@@ -125,6 +136,7 @@ class TensorBoard(Callback):
         self._global_train_batch = 0
         self._epochs_written = 0
         self._purge_step: int | None = None
+        self._validation_purge_step: int | None = None
         self._restored = False
         self._graph_pending = self.write_graph
         self._graph_inputs: tuple | None = None
@@ -149,7 +161,8 @@ class TensorBoard(Callback):
         writer = self._writers.get(run)
         if writer is None:
             folder = self.train_dir if run == "train" else self.validation_dir
-            writer = self._summary_writer_class(folder, purge_step=self._purge_step)
+            purge = self._purge_step if run == "train" else self._validation_purge_step
+            writer = self._summary_writer_class(folder, purge_step=purge)
             self._writers[run] = writer
         return writer
 
@@ -158,25 +171,41 @@ class TensorBoard(Callback):
             writer.close()
         self._writers = {}
         self._purge_step = None
+        self._validation_purge_step = None
 
     # ------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """Return the global batch count and the number of epochs written."""
-        return {"global_train_batch": self._global_train_batch, "epochs_written": self._epochs_written}
+        """Return the global batch count, the epochs written, the optimizer step and the graph flag."""
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return {
+            "global_train_batch": self._global_train_batch,
+            "epochs_written": self._epochs_written,
+            "iterations": -1 if iterations is None else int(iterations),
+            "graph_written": self.write_graph and not self._graph_pending,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume counting; events at or after the restored epoch are hidden from TensorBoard.
 
-        With ``update_freq="epoch"`` the writers are reopened with ``purge_step`` set to the
+        With ``update_freq="epoch"`` the training run is reopened with ``purge_step`` set to the
         next epoch, so values written after the backup by the interrupted run do not show
         twice. With batch-level scalars the steps of the two scales differ, so nothing is
-        purged and the batches between the backup and the interruption appear twice.
+        purged and the batches between the backup and the interruption appear twice. The
+        validation run is purged on the optimizer-step scale of its
+        ``evaluation_*_vs_iterations`` points (so none before the backup is lost); an
+        ``epoch_*`` validation value written after the backup may then show twice. The graph
+        is not written again.
         """
         self._global_train_batch = int(state["global_train_batch"])
         self._epochs_written = int(state["epochs_written"])
         self._close_writers()
         if self.update_freq == "epoch":
             self._purge_step = self._epochs_written
+        iterations = int(state.get("iterations", -1))
+        if iterations >= 0:
+            self._validation_purge_step = iterations + 1
+        if state.get("graph_written"):
+            self._graph_pending = False
         self._restored = True
 
     # ------------------------------------------------------------------- hooks

@@ -196,15 +196,36 @@ def test_profile_batch_writes_a_torch_profiler_trace(tmp_path):
 def test_resume_hides_epochs_written_after_the_backup(tmp_path):
     first = TensorBoard(tmp_path, write_graph=False)
     _fit(_model(), [first], epochs=4)
-    assert first.state_dict() == {"global_train_batch": 12, "epochs_written": 4}
+    assert first.state_dict() == {"global_train_batch": 12, "epochs_written": 4, "iterations": 12,
+                                  "graph_written": False}
     # A run restored from a backup taken after epoch 1 writes epochs 2 and 3 again.
     resumed = TensorBoard(tmp_path, write_graph=False)
-    resumed.load_state_dict({"global_train_batch": 6, "epochs_written": 2})
-    history = _fit(_model(lr=0.01), [resumed], epochs=4, initial_epoch=2)
-    assert resumed.state_dict() == {"global_train_batch": 12, "epochs_written": 4}
+    resumed.load_state_dict({"global_train_batch": 6, "epochs_written": 2, "iterations": 6,
+                             "graph_written": False})
+    model = _model(lr=0.01)
+    model.optimizer.iterations = 6  # As the restored optimizer state would say.
+    history = _fit(model, [resumed], epochs=4, initial_epoch=2)
+    assert resumed.state_dict() == {"global_train_batch": 12, "epochs_written": 4, "iterations": 12,
+                                    "graph_written": False}
     loss = _scalars(_read(tmp_path / "train"), "epoch_loss")
     assert [s for s, _ in loss] == [0, 1, 2, 3]
     assert [v for _, v in loss[2:]] == _f32(history.history["loss"])
+    # The validation run keeps every evaluation point from before the backup, once, and the
+    # resumed run's points replace those the interrupted run wrote after it.
+    evaluation = _scalars(_read(tmp_path / "validation"), "evaluation_loss_vs_iterations")
+    assert [s for s, _ in evaluation] == [3, 6, 9, 12]
+    assert [v for _, v in evaluation[2:]] == _f32(history.history["val_loss"])
+
+
+def test_resume_does_not_write_the_graph_again(tmp_path):
+    first = TensorBoard(tmp_path)
+    _fit(_model(), [first], epochs=1)
+    state = first.state_dict()
+    assert state["graph_written"] is True
+    resumed = TensorBoard(tmp_path)
+    resumed.load_state_dict(state)
+    _fit(_model(), [resumed], epochs=2, initial_epoch=1)
+    assert resumed._graph_pending is False
 
 
 @pytest.mark.parametrize(
@@ -216,6 +237,7 @@ def test_resume_hides_epochs_written_after_the_backup(tmp_path):
         ({"profile_batch": (3, 1)}, r"profile_batch must be .*received profile_batch=\(3, 1\)\."),
         ({"profile_batch": "a,b"}, r"received profile_batch='a,b'\."),
         ({"profile_batch": -2}, r"received profile_batch=-2\."),
+        ({"embeddings_freq": 1}, r"does not write embedding projections .*received embeddings_freq=1, embeddings_metadata=None\."),
     ],
 )
 def test_bad_arguments_are_refused_before_any_file_is_written(tmp_path, kwargs, message):
