@@ -138,6 +138,7 @@ class MLflowLogger(Callback):
         self.tags = dict(tags or {})
         self.run_id: str | None = None
         self._client: Any = None
+        self._initial_learning_rate: float | None = None
         self._params_logged = False
         self._global_train_batch = 0
         self._restored = False
@@ -206,7 +207,9 @@ class MLflowLogger(Callback):
         config = getattr(model, "compile_config", None)
         if isinstance(config, Mapping):
             values.update(config)
-        rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+        rate = self._initial_learning_rate
+        if rate is None:
+            rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
         if rate is not None:
             with contextlib.suppress(TypeError, ValueError):
                 values["learning_rate"] = float(rate)
@@ -254,6 +257,13 @@ class MLflowLogger(Callback):
             self._params_logged = False
             self._global_train_batch = 0
             self._logged_through = {"epoch": -1, "batch": 0}
+        # The parameters are logged with the first metrics; the learning rate is the one the
+        # run starts with, before any schedule changes it.
+        rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
+        self._initial_learning_rate = None
+        if rate is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                self._initial_learning_rate = float(rate)
         self._restored = False
 
     def on_train_batch_end(self, batch, logs=None):

@@ -93,6 +93,16 @@ def test_run_params_every_epoch_metric_and_artifacts_in_the_sqlite_store(store, 
     assert (tmp_path / "artifacts" / logger.run_id / "artifacts" / "log.csv").read_text() == (files / "log.csv").read_text()
 
 
+def test_learning_rate_param_is_the_initial_rate_even_when_a_schedule_changes_it(store, client):
+    from cadence.callbacks import LearningRateScheduler
+
+    logger = MLflowLogger(tracking_uri=store[0], experiment_name="schedule")
+    _fit(_model(), [LearningRateScheduler(lambda epoch, lr: lr * 0.5), logger], epochs=2)
+    run = client.get_run(logger.run_id)
+    assert run.data.params["learning_rate"] == "0.1"
+    assert _history(client, logger.run_id, "learning_rate") == [(0, 0.05), (1, 0.025)]
+
+
 def test_batch_metrics_every_n_batches_at_the_global_batch(store, client):
     logger = MLflowLogger(tracking_uri=store[0], experiment_name="batches", log_every_n_batches=2)
     _fit(_model(), [logger], epochs=3)
