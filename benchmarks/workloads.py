@@ -220,6 +220,9 @@ def run_cadence(
             clock.mark()
 
     callbacks, _ = cadence_callbacks(workdir)
+    if verbose == 1:
+        # The live bar, as in a terminal (stdout goes to os.devnull, which is not one).
+        callbacks.append(cadence.callbacks.ProgbarLogger(interactive=True))
     callbacks.append(Clock())  # last: its epoch mark comes after the other callbacks' work
     context = quiet_stdout() if verbose else contextlib.nullcontext()
     torch.manual_seed(seed)

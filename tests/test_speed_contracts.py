@@ -73,6 +73,8 @@ def test_default_callbacks_convert_nothing_per_batch(monkeypatch, verbose, optim
 
         def run(model=model, x=x, y=y):
             monkeypatch.setattr(progbar_module, "time", frozen)
+            # The live bar, as in a terminal (pytest's captured stdout is not one).
+            monkeypatch.setattr(progbar_module, "_is_interactive", lambda: True)
             model.fit(x, y, batch_size=8, epochs=2, verbose=verbose, validation_split=0.2)
 
         results.append(_count_conversions(monkeypatch, run))
