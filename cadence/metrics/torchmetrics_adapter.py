@@ -121,13 +121,28 @@ class TorchMetricsAdapter(Metric):
                 )
         return list(states.values())
 
-    def state_dict(self) -> dict[str, Tensor]:
-        """Returns a copy of the torchmetrics state tensors.
+    def state_dict(self) -> dict[str, Any]:
+        """Returns a copy of the torchmetrics states, for checkpoints and backups.
+
+        Tensor states are cloned; list states (e.g. AUROC's stored predictions) become lists
+        of cloned tensors.
 
         Returns:
-            A dict from state name to a detached clone.
+            A dict from state name to a detached clone (or a list of them).
         """
-        return {name: value.detach().clone() for name, value in self._tensor_states().items()}
+        states: dict[str, Any] = {}
+        for name in self.metric._defaults:
+            value = getattr(self.metric, name)
+            if isinstance(value, Tensor):
+                states[name] = value.detach().clone()
+            elif isinstance(value, list) and all(isinstance(v, Tensor) for v in value):
+                states[name] = [v.detach().clone() for v in value]
+            else:
+                raise ValueError(
+                    f"Metric {self.name!r} keeps its state {name!r} as a "
+                    f"{type(value).__name__}; only tensors or lists of tensors can be saved."
+                )
+        return states
 
     def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
         """Restores state saved by `state_dict()` onto the metric's device.
@@ -147,6 +162,10 @@ class TorchMetricsAdapter(Metric):
                 f"received {sorted(state_dict)}."
             )
         for name, value in state_dict.items():
-            setattr(self.metric, name, torch.as_tensor(value).to(self.metric.device))
+            if isinstance(value, list):
+                value = [torch.as_tensor(v).to(self.metric.device) for v in value]
+            else:
+                value = torch.as_tensor(value).to(self.metric.device)
+            setattr(self.metric, name, value)
         self.metric._computed = None
         self.metric._update_count = max(self.metric._update_count, 1)

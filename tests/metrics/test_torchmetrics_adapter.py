@@ -57,3 +57,39 @@ def test_states_not_reduced_by_sum_cannot_be_all_reduced():
     adapter = metrics.get(torchmetrics.MaxMetric())
     with pytest.raises(ValueError, match=r"reduces its state 'max_value' with"):
         adapter.state_tensors()
+
+
+def test_torchmetrics_objects_train_end_to_end_with_their_names_and_resume(tmp_path):
+    import torchmetrics
+    from torch import nn
+
+    import cadence
+    from cadence import callbacks
+
+    def run(crash_at_epoch=None, epochs=3):
+        torch.manual_seed(0)
+        model = cadence.Sequential(nn.Linear(4, 1))
+        model.compile(optimizer="sgd", loss=cadence.losses.BinaryCrossentropy(from_logits=True),
+                      metrics=[torchmetrics.classification.BinaryAccuracy(),
+                               torchmetrics.classification.BinaryAUROC()])
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(96, 4, generator=g)
+        y = (x[:, :1] > 0).float()
+
+        class Crash(callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == crash_at_epoch:
+                    raise RuntimeError("crash")
+
+        extra = [Crash()] if crash_at_epoch is not None else []
+        return model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, validation_split=0.25,
+                         callbacks=[callbacks.BackupAndRestore(tmp_path / "backup", save_freq=2), *extra])
+
+    reference = run()
+    assert sorted(reference.history) == ["binary_accuracy", "binary_auroc", "loss",
+                                         "val_binary_accuracy", "val_binary_auroc", "val_loss"]
+    assert all(0.0 <= v <= 1.0 for v in reference.history["val_binary_auroc"])
+    with pytest.raises(RuntimeError, match="crash"):
+        run(crash_at_epoch=2)  # AUROC's list state is in every backup.
+    resumed = run()
+    assert resumed.history == reference.history
