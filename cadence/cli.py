@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -128,6 +129,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _demo(args, out)
     try:
         return _COMMANDS[args.command](args, out)
+    except BrokenPipeError:
+        # The reader went away (`cadence metric-definitions | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (FileNotFoundError, ValueError, KeyError, TypeError, ImportError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"cadence {args.command}: error: {message}", file=sys.stderr)
