@@ -36,6 +36,15 @@ def resolve_device(device: Any) -> torch.device:
         ) from error
 
 
+def _global_module_hooks() -> bool:
+    """Whether hooks registered for every module (``register_module_forward_hook`` ...) exist."""
+    hooks = nn.modules.module
+    return bool(
+        hooks._global_forward_pre_hooks or hooks._global_forward_hooks
+        or hooks._global_backward_pre_hooks or hooks._global_backward_hooks
+    )
+
+
 class Model(WeightsMixin, nn.Module):
     """A ``torch.nn.Module`` that trains itself the way a Keras model does.
 
@@ -92,7 +101,24 @@ class Model(WeightsMixin, nn.Module):
                 kwargs["training"] = training
         if self._ddp_route is not None and self._ddp_route.routes(self):  # cadence.distributed
             return self._ddp_route.call(args, kwargs)  # Through DDP, which calls back here.
+        if self._wraps_plainly():
+            # cadence.Model(module) with no hooks of its own: calling the module directly saves
+            # a second pass through nn.Module's call machinery on every batch.
+            return self.module(*args, **kwargs)
         return super().__call__(*args, **kwargs)
+
+    def _wraps_plainly(self) -> bool:
+        """Whether calling this model is exactly calling its wrapped module."""
+        return (
+            self.module is not None
+            and type(self).forward is Model.forward
+            and not self._forward_pre_hooks
+            and not self._forward_hooks
+            and not self._backward_pre_hooks
+            and not self._backward_hooks
+            and self._compiled_call_impl is None
+            and not _global_module_hooks()
+        )
 
     def _forward_takes_training(self) -> bool:
         if self._forward_training_arg is None:
