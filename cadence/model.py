@@ -333,8 +333,10 @@ class Model(WeightsMixin, nn.Module):
             self._scaler.scale(loss).backward()
         else:
             loss.backward()
-        self._micro_step += 1
-        if self._micro_step % self._accumulation:
+        # Written straight into the instance dict: nn.Module.__setattr__ costs microseconds.
+        state = self.__dict__
+        state["_micro_step"] = micro_step = state["_micro_step"] + 1
+        if micro_step % self._accumulation:
             return
         if self._scaler is not None:
             self._scaler.unscale_(self.optimizer)
