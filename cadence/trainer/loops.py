@@ -16,7 +16,7 @@ an exception in a step or a callback   skipped              no              no
 
 As in Keras, ``on_train_end`` means training finished normally; an exception or Ctrl-C
 propagates to the caller at once, after the callback's name and hook are added to it as a note.
-Every file cadence writes is complete at every instant, so nothing is left half-written, and
+Every file cadence writes itself is complete at every instant, so nothing is left half-written, and
 ``BackupAndRestore`` resumes an interrupted run exactly.
 """
 
