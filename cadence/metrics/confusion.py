@@ -79,6 +79,15 @@ class _ConfusionMetric(Metric):
     def _error(self, actual: Tensor, predicted: Tensor, true_positives: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def result(self) -> Tensor:
+        """Returns `tp / (tp + errors)` (false positives or negatives), 0 when that is 0.
+
+        Returns:
+            A 0-d tensor.
+        """
+        state = self.states()
+        return _ratio(state["true_positives"], state[self._error_state], self.dtype)
+
 
 class Precision(_ConfusionMetric):
     """The weighted fraction of positive predictions that are right (`precision`).
@@ -107,15 +116,6 @@ class Precision(_ConfusionMetric):
         # Weighted predicted positives minus the weighted hits.
         return predicted.sum() - true_positives
 
-    def result(self) -> Tensor:
-        """Returns `tp / (tp + fp)`, 0 when nothing was predicted positive.
-
-        Returns:
-            A 0-d tensor.
-        """
-        state = self.states()
-        return _ratio(state["true_positives"], state["false_positives"], self.dtype)
-
 
 class Recall(_ConfusionMetric):
     """The weighted fraction of positive targets that are found (`recall`).
@@ -143,12 +143,3 @@ class Recall(_ConfusionMetric):
     def _error(self, actual: Tensor, predicted: Tensor, true_positives: Tensor) -> Tensor:
         # Weighted actual positives minus the weighted hits.
         return actual.sum() - true_positives
-
-    def result(self) -> Tensor:
-        """Returns `tp / (tp + fn)`, 0 when there were no positive targets.
-
-        Returns:
-            A 0-d tensor.
-        """
-        state = self.states()
-        return _ratio(state["true_positives"], state["false_negatives"], self.dtype)
