@@ -209,10 +209,9 @@ class MLflowLogger(Callback):
             values.update(config)
         rate = self._initial_learning_rate
         if rate is None:
-            rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+            rate = _learning_rate(model)
         if rate is not None:
-            with contextlib.suppress(TypeError, ValueError):
-                values["learning_rate"] = float(rate)
+            values["learning_rate"] = rate
         for key in ("epochs", "steps"):
             if key in self.params:
                 values[key] = self.params[key]
@@ -259,11 +258,7 @@ class MLflowLogger(Callback):
             self._logged_through = {"epoch": -1, "batch": 0}
         # The parameters are logged with the first metrics; the learning rate is the one the
         # run starts with, before any schedule changes it.
-        rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
-        self._initial_learning_rate = None
-        if rate is not None:
-            with contextlib.suppress(TypeError, ValueError):
-                self._initial_learning_rate = float(rate)
+        self._initial_learning_rate = _learning_rate(self.model)
         self._restored = False
 
     def on_train_batch_end(self, batch, logs=None):
@@ -280,10 +275,9 @@ class MLflowLogger(Callback):
             return
         values = dict(logs or {})
         if "learning_rate" not in values and "lr" not in values:
-            rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
+            rate = _learning_rate(self.model)
             if rate is not None:
-                with contextlib.suppress(TypeError, ValueError):
-                    values["learning_rate"] = float(rate)
+                values["learning_rate"] = rate
         self._log_metrics(values, epoch)
 
     def on_train_end(self, logs=None):
@@ -319,3 +313,13 @@ def _param_value(value: Any) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _learning_rate(model: Any) -> float | None:
+    """Return the model's optimizer's learning rate as a float, or None when it has none."""
+    rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+    if rate is None:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        return float(rate)
+    return None

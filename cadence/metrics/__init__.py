@@ -22,7 +22,7 @@ from cadence.metrics.accuracies import (
 from cadence.metrics.confusion import Precision, Recall
 from cadence.metrics.metric import Metric
 from cadence.metrics.reduction import Mean, MeanMetricWrapper, Sum
-from cadence.metrics.registry import get, resolve, valid_names
+from cadence.metrics.registry import check, get, resolve, valid_names
 from cadence.metrics.regression import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -36,6 +36,7 @@ from cadence.metrics.regression import (
 from cadence.metrics.torchmetrics_adapter import TorchMetricsAdapter
 
 __all__ = [
+    "check",
     "Accuracy",
     "BinaryAccuracy",
     "BinaryCrossentropy",

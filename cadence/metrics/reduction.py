@@ -89,6 +89,11 @@ class Mean(Metric):
         self._host_count = 0
         super().reset_state()
 
+    def _add(self, total: Tensor, count: int, alpha: int = 1) -> None:
+        """Add ``alpha * total`` to the total and a host-known ``count`` to the count."""
+        self._states["total"].add_(total, alpha=alpha)
+        self._host_count += count
+
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
         """Adds a batch of values (or one 0-d value) to the mean.
 
@@ -102,15 +107,12 @@ class Mean(Metric):
         if type(values) is Tensor and values.device == self._device:
             # Fast paths (no new tensors but the sum): the loss tracker's 0-d value weighted
             # by the batch size, and a metric's per-sample values without weights.
-            state = self._states
             values = values.detach()
             if values.dim() == 0 and type(sample_weight) is int:
-                state["total"].add_(values, alpha=sample_weight)
-                self._host_count += sample_weight
+                self._add(values, sample_weight, alpha=sample_weight)
                 return
             if values.dim() == 1 and sample_weight is None:
-                state["total"].add_(values.sum(dtype=state["total"].dtype))
-                self._host_count += values.shape[0]
+                self._add(values.sum(dtype=self._states["total"].dtype), values.shape[0])
                 return
         values = to_tensor(values).detach() if isinstance(values, Tensor) else torch.as_tensor(
             values, device=self.device
@@ -211,8 +213,7 @@ class MeanMetricWrapper(Mean):
                 if not self._states:
                     self.states(total.device)  # The same path from the very first batch on.
                 if total.device == self._device:
-                    self._states["total"].add_(total)
-                    self._host_count += count
+                    self._add(total, count)
                     return
         y_pred = to_tensor(y_pred)
         y_true = to_tensor(y_true, like=y_pred)

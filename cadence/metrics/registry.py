@@ -59,6 +59,26 @@ def valid_names() -> list[str]:
     return sorted({*METRICS, *_CLASSES})
 
 
+def check(identifier: Any) -> None:
+    """Raises now, at `compile`, for an identifier `resolve` will not accept.
+
+    Names whose metric depends on the loss or the first batch (`"accuracy"`, `"acc"`,
+    `"crossentropy"`, `"ce"`) are always accepted; everything else must pass `get`.
+
+    Args:
+        identifier: What the user passed to `compile(metrics=...)`.
+
+    Raises:
+        ValueError: If a string is not a known metric name.
+        TypeError: If the identifier is of an unsupported type.
+    """
+    if isinstance(identifier, str) and identifier.lower() in _INFERRED:
+        return
+    if isinstance(identifier, Metric) or is_torchmetric(identifier):
+        return
+    get(identifier)
+
+
 def get(identifier: Any) -> Metric | None:
     """Returns the `Metric` an identifier stands for.
 

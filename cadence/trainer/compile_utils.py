@@ -298,7 +298,7 @@ def load_pending_states(metrics: list[Any], pending: dict[str, Any]) -> None:
 
 
 def _check_identifiers(spec: Any) -> None:
-    """Raise now, at ``compile``, for a metric name or object cadence cannot use.
+    """Raise now, at ``compile``, for any metric in a (nested) spec cadence cannot use.
 
     Only the choice that depends on the first batch's shapes (which accuracy ``"accuracy"``
     means) waits for ``build``.
@@ -313,11 +313,7 @@ def _check_identifiers(spec: Any) -> None:
         for value in spec:
             _check_identifiers(value)
         return
-    if isinstance(spec, str) and spec.lower() in ("accuracy", "acc", "crossentropy", "ce"):
-        return
-    if isinstance(spec, metrics_module.Metric) or getattr(spec, "_is_torchmetric", False):
-        return
-    metrics_module.get(spec)
+    metrics_module.check(spec)
 
 
 def _as_list(spec: Any) -> list[Any]:
