@@ -319,6 +319,11 @@ class Model(WeightsMixin, nn.Module):
         x, y, sample_weight = tree.unpack_x_y_sample_weight(data)
         with self.autocast():
             y_pred = self(x)
+        return self._train_on_prediction(x, y, y_pred, sample_weight)
+
+    def _train_on_prediction(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The rest of ``train_step`` once the model has been called (see ``step_plan``)."""
+        with self.autocast():
             loss = self.compute_loss(x, y, y_pred, sample_weight)
         batch_size = x.shape[0] if type(x) is torch.Tensor else tree.batch_size_of(x)
         self._loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
@@ -351,6 +356,11 @@ class Model(WeightsMixin, nn.Module):
         x, y, sample_weight = tree.unpack_x_y_sample_weight(data)
         with self.autocast():
             y_pred = self(x)
+        return self._test_on_prediction(x, y, y_pred, sample_weight)
+
+    def _test_on_prediction(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The rest of ``test_step`` once the model has been called (see ``step_plan``)."""
+        with self.autocast():
             if self._compiled_loss is not None and y is not None:
                 loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
                 batch_size = x.shape[0] if type(x) is torch.Tensor else tree.batch_size_of(x)

@@ -155,6 +155,14 @@ class CallbackList(Callback):
         """Return whether any callback overrides ``hook``."""
         return bool(self._dispatch[hook])
 
+    def wants_batch_hooks(self, mode: str) -> bool:
+        """Return whether any callback overrides a batch hook of ``mode`` (``"train"``, ...).
+
+        A loop may skip calling both batch hooks of a mode when this is False: they would do
+        nothing (no callback to call, nothing to time).
+        """
+        return bool(self._dispatch[f"on_{mode}_batch_begin"] or self._dispatch[f"on_{mode}_batch_end"])
+
     def _call(self, hook: str, args: tuple, logs: Mapping[str, Any] | None) -> None:
         entries = self._dispatch[hook]
         if not entries:

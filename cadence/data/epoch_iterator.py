@@ -83,58 +83,58 @@ class EpochIterator:
         self.pass_index += 1
         self.batch_in_pass = 0
 
-    def _next_batch(self) -> tuple[bool, Any]:
-        """Return ``(True, batch)``, or ``(False, None)`` when the current pass ran out."""
-        if self._live is None:
-            self._live = iter(self.adapter.iterate(self.pass_index, self.batch_in_pass))
-        try:
-            return True, next(self._live)
-        except StopIteration:
-            return False, None
-
     def epoch(self) -> Iterator[Any]:
-        """Yield the batches of one epoch, updating the position after each one."""
+        """Yield the batches of one epoch, updating the position before each one is used."""
         if not self._resumed:
             self.batch_in_epoch = 0
         self._resumed = False
-        for batch in self._epoch():
-            self.batch_in_epoch += 1
-            yield batch
-        self.batch_in_epoch = 0
-
-    def _epoch(self) -> Iterator[Any]:
         target = self.steps_per_epoch
         produced = self.batch_in_epoch if target is not None else 0
-        while target is None or produced < target:
-            got, batch = self._next_batch()
-            if got:
+        complete = False  # Whether the epoch ended by counting ``steps_per_epoch`` batches.
+        while True:
+            if target is not None and produced >= target:
+                complete = True
+                break
+            live = self._live
+            if live is None:
+                live = self._live = iter(self.adapter.iterate(self.pass_index, self.batch_in_pass))
+            for batch in live:
                 self.batch_in_pass += 1
                 self.batches_read += 1
+                self.batch_in_epoch += 1
                 produced += 1
                 yield batch
+                if target is not None and produced >= target:
+                    break
+            else:
+                if self._live is live and self._pass_ran_out(target, produced):
+                    break
                 continue
-            # The pass ran out.
-            if self.batch_in_pass == 0 and self.batches_read == 0:
-                raise ValueError(
-                    f"The data yielded no batches ({type(self.adapter).__name__}): it is empty, "
-                    "or it is a generator that was already read to its end."
+        if complete:
+            # Exactly ``steps_per_epoch`` batches: a new pass next time when this one is done.
+            num = self.adapter.num_batches
+            if num is not None and self.batch_in_pass >= num:
+                self._next_pass()
+        self.batch_in_epoch = 0
+
+    def _pass_ran_out(self, target: int | None, produced: int) -> bool:
+        """Handle the end of a pass; return whether the epoch ends with it."""
+        if self.batch_in_pass == 0 and self.batches_read == 0:
+            raise ValueError(
+                f"The data yielded no batches ({type(self.adapter).__name__}): it is empty, "
+                "or it is a generator that was already read to its end."
+            )
+        if not self.adapter.repeatable:
+            if target is not None or produced == 0:
+                self.exhausted = True
+            if target is not None and produced < target:
+                warnings.warn(
+                    f"The data ran out after {produced} of {target} batches of this epoch: "
+                    "a generator cannot be read again. Make sure it can yield "
+                    "steps_per_epoch * epochs batches.",
+                    stacklevel=3,
                 )
-            if not self.adapter.repeatable:
-                if target is not None or produced == 0:
-                    self.exhausted = True
-                if target is not None and produced < target:
-                    warnings.warn(
-                        f"The data ran out after {produced} of {target} batches of this epoch: "
-                        "a generator cannot be read again. Make sure it can yield "
-                        "steps_per_epoch * epochs batches.",
-                        stacklevel=2,
-                    )
-                return
-            empty_pass = self.batch_in_pass == 0
-            self._next_pass()
-            if target is None or empty_pass:
-                return
-        # Exactly ``steps_per_epoch`` batches: start a new pass next time when this one is done.
-        num = self.adapter.num_batches
-        if num is not None and self.batch_in_pass >= num:
-            self._next_pass()
+            return True
+        empty_pass = self.batch_in_pass == 0
+        self._next_pass()
+        return target is None or empty_pass

@@ -4,8 +4,10 @@ from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
+from torch.nn import functional as F
 
 from cadence.losses import crossentropy, fused, regression
+from cadence.losses.fused import Kernel
 from cadence.losses.loss import Loss, ignored_fraction_scale
 from cadence.losses.shapes import float_predictions
 
@@ -55,6 +57,12 @@ class MeanSquaredError(_FunctionLoss):
         """Return ``F.mse_loss`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
         return fused.mean_squared_error(y_true, y_pred)
 
+    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return ``F.mse_loss`` with the target's alignment decided once (see ``Loss.fused_kernel``)."""
+        if self.reduction != "sum_over_batch_size":
+            return None
+        return fused.elementwise_kernel(F.mse_loss, y_true, y_pred)
+
 
 class MeanAbsoluteError(_FunctionLoss):
     """Mean of absolute errors (Keras name `mean_absolute_error`)."""
@@ -65,6 +73,12 @@ class MeanAbsoluteError(_FunctionLoss):
     def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
         """Return ``F.l1_loss`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
         return fused.mean_absolute_error(y_true, y_pred)
+
+    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return ``F.l1_loss`` with the target's alignment decided once (see ``Loss.fused_kernel``)."""
+        if self.reduction != "sum_over_batch_size":
+            return None
+        return fused.elementwise_kernel(F.l1_loss, y_true, y_pred)
 
 
 class MeanAbsolutePercentageError(_FunctionLoss):
@@ -195,6 +209,12 @@ class BinaryCrossentropy(_FunctionLoss):
             return None
         return fused.binary_crossentropy_from_logits(y_true, y_pred)
 
+    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return the logits kernel with the target's alignment decided once, or ``None``."""
+        if self.reduction != "sum_over_batch_size" or self.fused(y_true, y_pred) is None:
+            return None
+        return fused.elementwise_kernel(F.binary_cross_entropy_with_logits, y_true, y_pred)
+
 
 class CategoricalCrossentropy(_FunctionLoss):
     """Crossentropy for one-hot targets (Keras name `categorical_crossentropy`).
@@ -260,6 +280,12 @@ class SparseCategoricalCrossentropy(_FunctionLoss):
         if not self.fn_kwargs["from_logits"] or self.fn_kwargs["ignore_class"] is not None:
             return None
         return fused.sparse_categorical_crossentropy_from_logits(y_true, y_pred)
+
+    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return ``F.cross_entropy`` with the labels' shape and dtype decided once, or ``None``."""
+        if self.reduction != "sum_over_batch_size" or self.fused(y_true, y_pred) is None:
+            return None
+        return fused.sparse_crossentropy_kernel(y_true, y_pred)
 
     def mean_scale(self, y_true: Any, y_pred: Any) -> Tensor | None:
         """Returns `entries / valid entries` when `ignore_class` is set, else `None`.

@@ -11,6 +11,7 @@ devices or dtypes, shapes the per-sample path would align) takes the per-sample 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -69,3 +70,66 @@ def binary_crossentropy_from_logits(y_true: Any, y_pred: Any) -> Tensor | None:
     """Return the unweighted binary crossentropy of logits, without label smoothing."""
     pair = dense_pair(y_true, y_pred)
     return None if pair is None else F.binary_cross_entropy_with_logits(pair[1], pair[0])
+
+
+# ------------------------------------------------------------------ kernels without checks
+#: ``kernel(y_true, y_pred) -> Tensor``: a fused computation decided once for a batch signature.
+Kernel = Callable[[Tensor, Tensor], Tensor]
+
+
+def elementwise_kernel(op: Any, y_true: Any, y_pred: Any, reduction: str = "mean") -> Kernel | None:
+    """Return ``op(y_pred, aligned y_true, reduction=...)`` decided once for batches like these.
+
+    The decision :func:`dense_pair` makes on every batch (add the trailing axis of a ``(n,)``
+    target, cast it to the prediction's dtype) is taken here, from these tensors, so the
+    kernel checks nothing. It is valid for every batch with the same signature: the same
+    tensor types, dtypes, devices, dimensions and sizes after the batch axis, and equal batch
+    sizes in ``y_true`` and ``y_pred`` (:mod:`cadence.trainer.step_plan` checks that).
+
+    Args:
+        op: A torch function ``op(input, target, reduction=...)`` such as ``F.mse_loss``.
+        y_true: A batch of targets.
+        y_pred: A batch of predictions.
+        reduction: Passed to ``op``.
+
+    Returns:
+        The kernel, or ``None`` when these tensors need the per-sample path.
+    """
+    if dense_pair(y_true, y_pred) is None:
+        return None
+    expand = y_true.dim() != y_pred.dim()
+    dtype = y_pred.dtype if y_true.dtype != y_pred.dtype else None
+
+    def kernel(target: Tensor, prediction: Tensor) -> Tensor:
+        if expand:
+            target = target.unsqueeze(1)
+        if dtype is not None:
+            target = target.to(dtype)
+        return op(prediction, target, reduction=reduction)
+
+    return kernel
+
+
+def absolute_error_sum(prediction: Tensor, target: Tensor, reduction: str = "sum") -> Tensor:
+    """Return ``sum(|prediction - target|)`` in one kernel (``torch.dist`` with ``p=1``)."""
+    return torch.dist(prediction, target, 1)
+
+
+def sparse_crossentropy_kernel(y_true: Any, y_pred: Any) -> Kernel | None:
+    """Return ``F.cross_entropy`` of logits and integer labels decided once for batches like these.
+
+    See :func:`elementwise_kernel` for which batches the kernel is valid for.
+    """
+    if sparse_categorical_crossentropy_from_logits(y_true, y_pred) is None:
+        return None
+    squeeze = y_true.dim() == 2
+    cast = y_true.dtype != torch.int64
+
+    def kernel(target: Tensor, prediction: Tensor) -> Tensor:
+        if squeeze:
+            target = target[:, 0]
+        if cast:
+            target = target.long()
+        return F.cross_entropy(prediction, target)
+
+    return kernel

@@ -197,6 +197,27 @@ class Loss:
         """
         return None
 
+    def fused_kernel(self, y_true: Any, y_pred: Any) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """Return ``fused`` decided once for batches like these, or ``None``.
+
+        A planned training step (:mod:`cadence.trainer.step_plan`) calls the kernel on every
+        batch with the same signature as ``(y_true, y_pred)`` (types, dtypes, devices, sizes
+        after the batch axis, equal batch sizes), without sample weights; it must return what
+        ``self(y_true, y_pred)`` would. The default returns ``fused`` itself, checks included;
+        built-in losses return a kernel that checks nothing.
+
+        Args:
+            y_true: A batch of targets.
+            y_pred: A batch of predictions.
+
+        Returns:
+            ``kernel(y_true, y_pred) -> Tensor``, or ``None`` when this loss takes its
+            per-sample path for these batches.
+        """
+        if self.reduction != "sum_over_batch_size" or self.fused(y_true, y_pred) is None:
+            return None
+        return self.fused
+
     def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments of this loss.
 

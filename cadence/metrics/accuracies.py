@@ -1,5 +1,6 @@
 """Accuracy metrics and their per-sample functions, named as in Keras."""
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -155,6 +156,16 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         if y_true.is_floating_point() or y_true.dim() != 1 or y_true.device != y_pred.device:
             return None
         return (y_pred.argmax(dim=-1) == y_true).sum(), y_true.shape[0]
+
+    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """Return the hit count of integer labels against scores, checked once, or ``None``."""
+        if self.fused_sum(y_true, y_pred) is None:
+            return None
+
+        def kernel(target: Tensor, prediction: Tensor) -> Tensor:
+            return (prediction.argmax(dim=-1) == target).sum()
+
+        return kernel
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):

@@ -231,3 +231,28 @@ class MeanMetricWrapper(Mean):
             y_pred: Predictions.
         """
         return None
+
+    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """Return ``fused_sum``'s sum decided once for batches like these, or ``None``.
+
+        A planned step (:mod:`cadence.trainer.step_plan`) calls the kernel on every unweighted
+        batch with the same signature as ``(y_true, y_pred)`` (types, dtypes, devices, sizes
+        after the batch axis, equal batch sizes) and counts the batch's samples itself. The
+        default calls ``fused_sum``, checks included; built-in metrics return a kernel that
+        checks nothing.
+
+        Args:
+            y_true: A batch of targets.
+            y_pred: A batch of predictions.
+
+        Returns:
+            ``kernel(y_true, y_pred) -> Tensor`` (the per-sample values' sum), or ``None``.
+        """
+        if self.fused_sum(y_true, y_pred) is None:
+            return None
+        fused_sum = self.fused_sum
+
+        def kernel(target: Tensor, prediction: Tensor) -> Tensor:
+            return fused_sum(target, prediction)[0]
+
+        return kernel

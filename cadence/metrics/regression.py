@@ -7,6 +7,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from cadence.losses import crossentropy, fused, regression
+from cadence.losses.fused import Kernel
 from cadence.losses.shapes import prepare_pair
 from cadence.metrics.reduction import Mean, MeanMetricWrapper
 
@@ -23,6 +24,21 @@ def _fused_elementwise(kernel: Any, y_true: Any, y_pred: Any) -> tuple[Tensor, i
     return (total if per_sample == 1 else total / per_sample), samples
 
 
+def _elementwise_sum_kernel(op: Any, y_true: Any, y_pred: Any) -> Kernel | None:
+    """Return ``_fused_elementwise``'s sum decided once for batches like ``(y_true, y_pred)``."""
+    if _fused_elementwise(op, y_true, y_pred) is None:
+        return None
+    summed = fused.elementwise_kernel(op, y_true, y_pred, reduction="sum")
+    per_sample = y_pred[0].numel()
+    if summed is None or per_sample == 1:
+        return summed
+
+    def kernel(target: Tensor, prediction: Tensor) -> Tensor:
+        return summed(target, prediction) / per_sample
+
+    return kernel
+
+
 class MeanSquaredError(MeanMetricWrapper):
     """Mean of squared errors (Keras name `mean_squared_error`)."""
 
@@ -33,6 +49,10 @@ class MeanSquaredError(MeanMetricWrapper):
         """Return the per-sample means' sum with one ``F.mse_loss(reduction="sum")``."""
         return _fused_elementwise(F.mse_loss, y_true, y_pred)
 
+    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return the squared errors' sum with the alignment decided once, or ``None``."""
+        return _elementwise_sum_kernel(F.mse_loss, y_true, y_pred)
+
 
 class MeanAbsoluteError(MeanMetricWrapper):
     """Mean of absolute errors (Keras name `mean_absolute_error`)."""
@@ -41,8 +61,12 @@ class MeanAbsoluteError(MeanMetricWrapper):
         super().__init__(regression.mean_absolute_error, name=name, dtype=dtype)
 
     def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
-        """Return the per-sample means' sum with one ``F.l1_loss(reduction="sum")``."""
-        return _fused_elementwise(F.l1_loss, y_true, y_pred)
+        """Return the per-sample means' sum with one ``torch.dist(y_pred, y_true, 1)``."""
+        return _fused_elementwise(fused.absolute_error_sum, y_true, y_pred)
+
+    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return the absolute errors' sum with the alignment decided once, or ``None``."""
+        return _elementwise_sum_kernel(fused.absolute_error_sum, y_true, y_pred)
 
 
 class MeanAbsolutePercentageError(MeanMetricWrapper):

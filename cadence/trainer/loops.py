@@ -37,7 +37,7 @@ from cadence.data.class_weight import (
     check_class_weight,
     sample_weight_from_class_weight,
 )
-from cadence.trainer import arguments
+from cadence.trainer import arguments, step_plan
 from cadence.trainer.logs import to_python
 from cadence.trainer.state import TrainState
 
@@ -51,9 +51,10 @@ def _draw_seed() -> int:
 
 
 def _mover(model: Any):
+    """Return the function that moves a batch to the model's device, or None on the CPU."""
     device = model.device
     if device.type == "cpu":
-        return lambda batch: batch
+        return None
     return lambda batch: tree.to_device(batch, device, non_blocking=True)
 
 
@@ -147,6 +148,7 @@ def fit(
         distributed.wrap_model(model)
         stop = distributed.StopAgreement(callback_list, model)
         reduce_batch = distributed.needs_plain_logs(callback_list, "on_train_batch_end")
+    train_step = step_plan.train_function(model)
     callback_list.on_train_begin()
     if several:  # Every rank has read a backup before rank 0 may write or delete one.
         distributed.barrier()
@@ -163,17 +165,20 @@ def fit(
             callback_list.on_epoch_begin(epoch)
         model.train()
         logs: Any = None
+        hooked = callback_list.wants_batch_hooks("train")  # Else both batch hooks do nothing.
         for batch in () if stopped_before else iterator.epoch():
             step = state.step_in_epoch
-            callback_list.on_train_batch_begin(step)
+            if hooked:
+                callback_list.on_train_batch_begin(step)
             if table is not None:
                 batch = _with_class_weight(batch, table)
-            logs = model.train_step(move(batch))
+            logs = train_step(batch if move is None else move(batch))
             state.step_in_epoch += 1
             state.global_step += 1
-            callback_list.on_train_batch_end(
-                step, distributed.reduce_logs(model, logs) if reduce_batch else logs
-            )
+            if hooked:
+                callback_list.on_train_batch_end(
+                    step, distributed.reduce_logs(model, logs) if reduce_batch else logs
+                )
             if model.stop_training if stop is None else stop.after_batch():
                 break
         adapter.on_epoch_end()
@@ -207,13 +212,17 @@ def run_evaluation(
     model.eval()
     model.reset_metrics()
     move = _mover(model)
+    test_step = step_plan.test_function(model)
     callbacks.on_test_begin()
+    hooked = callbacks.wants_batch_hooks("test")
     logs: Any = None
     with torch.no_grad():
         for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
-            callbacks.on_test_batch_begin(step)
-            logs = model.test_step(move(batch))
-            callbacks.on_test_batch_end(step, logs)
+            if hooked:
+                callbacks.on_test_batch_begin(step)
+            logs = test_step(batch if move is None else move(batch))
+            if hooked:
+                callbacks.on_test_batch_end(step, logs)
     result = _read_logs(model, logs, distributed.is_initialized())
     callbacks.on_test_end(result)
     model.train(was_training)
@@ -289,7 +298,7 @@ def predict(
     with torch.no_grad():
         for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
             callback_list.on_predict_batch_begin(step)
-            batch_outputs = model.predict_step(move(batch))
+            batch_outputs = model.predict_step(batch if move is None else move(batch))
             callback_list.on_predict_batch_end(step, {"outputs": batch_outputs})
             outputs.append(tree.map_structure(lambda t: t.detach().cpu(), batch_outputs))
     callback_list.on_predict_end()
