@@ -110,7 +110,7 @@ class Model(WeightsMixin, nn.Module):
     def _wraps_plainly(self) -> bool:
         """Whether calling this model is exactly calling its wrapped module."""
         return (
-            self.module is not None
+            self._modules.get("module") is not None  # Not self.module: nn.Module's slow lookup.
             and type(self).forward is Model.forward
             and not self._forward_pre_hooks
             and not self._forward_hooks

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence import io, saving
-from cadence.callbacks.callback import Callback
+from cadence.callbacks.callback import Callback, overridden_below
 from cadence.trainer.state import check_state_dict
 
 BACKUP_FORMAT = "cadence-backup"
@@ -112,6 +112,12 @@ class BackupAndRestore(Callback):
         payload, source = found
         self._restore(payload, source, state)
         self.restored_from = source
+
+    def wants_hook(self, hook: str) -> bool:
+        """Return False for ``on_train_batch_end`` when backing up once per epoch."""
+        if hook == "on_train_batch_end" and self.save_freq == "epoch":
+            return overridden_below(self, BackupAndRestore, hook)
+        return True
 
     def on_train_batch_end(self, batch, logs=None):
         """Back up every ``save_freq`` training batches (when ``save_freq`` is an integer).

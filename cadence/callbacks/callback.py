@@ -74,6 +74,19 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the state returned by :meth:`state_dict`."""
 
+    def wants_hook(self, hook: str) -> bool:
+        """Return whether this callback needs ``hook`` called, given its settings.
+
+        Only hooks the callback overrides are ever called; this lets a callback that overrides
+        a batch hook for some settings (``save_freq=100``) say that it ignores it under others
+        (``save_freq="epoch"``), so that a loop need not call it on every batch. The answer is
+        read when the callback joins a :class:`~cadence.callbacks.CallbackList`.
+
+        Args:
+            hook: A hook name, such as ``"on_train_batch_end"``.
+        """
+        return True
+
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         """Legacy alias of :meth:`on_train_batch_begin`."""
 
@@ -138,3 +151,16 @@ def overrides(callback: Callback, hook: str) -> bool:
         if func is not getattr(Callback, name):
             return True
     return False
+
+
+def overridden_below(callback: Callback, owner: type, hook: str) -> bool:
+    """Return whether ``callback`` replaces ``owner``'s ``hook`` (or its legacy alias).
+
+    True when a subclass of ``owner`` or the instance itself defines the hook: a built-in
+    callback's :meth:`Callback.wants_hook` answers for its own hooks only.
+    """
+    names = [hook] + ([LEGACY_ALIASES[hook]] if hook in LEGACY_ALIASES else [])
+    return any(
+        name in vars(callback) or getattr(type(callback), name) is not getattr(owner, name)
+        for name in names
+    )

@@ -120,7 +120,7 @@ class CallbackList(Callback):
             hook: [
                 (cb, _hook_method(cb, hook), bool(getattr(cb, "accepts_lazy_logs", False)))
                 for cb in _ordered(self.callbacks, hook)
-                if overrides(cb, hook)
+                if overrides(cb, hook) and cb.wants_hook(hook)
             ]
             for hook in HOOKS
         }

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence.callbacks.callback import Callback
+from cadence.callbacks.callback import Callback, overridden_below
 from cadence.optimizers.mixin import HYPERPARAMETERS, OptimizerMixin
 
 PER = ("epoch", "batch")
@@ -296,6 +296,12 @@ class HyperparameterScheduler(Callback):
         """Set the value for this epoch (``per="epoch"``)."""
         if self.per == "epoch":
             self._apply(epoch, "Epoch")
+
+    def wants_hook(self, hook: str) -> bool:
+        """Return False for ``on_train_batch_begin`` when the value changes once per epoch."""
+        if hook == "on_train_batch_begin" and self.per != "batch":
+            return overridden_below(self, HyperparameterScheduler, hook)
+        return True
 
     def on_train_batch_begin(self, batch, logs=None):
         """Set the value for this training batch (``per="batch"``) and count the batch."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cadence import io
+from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
 from cadence.trainer.logs import to_python
 
@@ -108,6 +109,12 @@ class ModelCheckpoint(MonitorCallback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         """Remember the epoch, for batch-frequency saves."""
         self._current_epoch = epoch
+
+    def wants_hook(self, hook: str) -> bool:
+        """Return False for ``on_train_batch_end`` when saving once per epoch."""
+        if hook == "on_train_batch_end" and self.save_freq == "epoch":
+            return overridden_below(self, ModelCheckpoint, hook)
+        return True
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         """Save every ``save_freq`` batches when ``save_freq`` is an integer.

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from cadence.callbacks.callback import Callback
+from cadence.callbacks.callback import Callback, overridden_below
 from cadence.callbacks.hyperparameter_scheduler import check_per
 
 _OWNER = "TorchScheduler"
@@ -118,6 +118,12 @@ class TorchScheduler(Callback):
     def _iterations(self) -> int | None:
         iterations = getattr(self.scheduler.optimizer, "iterations", None)
         return iterations if isinstance(iterations, int) else None
+
+    def wants_hook(self, hook: str) -> bool:
+        """Return False for the training batch hooks when the scheduler steps once per epoch."""
+        if hook in ("on_train_batch_begin", "on_train_batch_end") and self.per != "batch":
+            return overridden_below(self, TorchScheduler, hook)
+        return True
 
     def on_train_batch_begin(self, batch, logs=None):
         """Remember the optimizer's step count, to tell whether this batch steps it."""

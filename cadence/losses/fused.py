@@ -76,6 +76,40 @@ def binary_crossentropy_from_logits(y_true: Any, y_pred: Any) -> Tensor | None:
 #: ``kernel(y_true, y_pred) -> Tensor``: a fused computation decided once for a batch signature.
 Kernel = Callable[[Tensor, Tensor], Tensor]
 
+_REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _native_of(public: Any, name: str) -> Any:
+    """Return torch's kernel behind ``F.<name>`` when it agrees with ``public``, else ``None``.
+
+    ``F.mse_loss`` and ``F.l1_loss`` check their arguments, broadcast them and map the
+    reduction's name to a code before calling ``torch._C._nn.<name>(input, target, code)``;
+    a planned kernel has made those checks once, so it calls the native kernel directly (one
+    autograd node fewer, a few microseconds less per batch). A torch without that kernel, or
+    whose kernel does not give ``public``'s values, keeps ``public``.
+    """
+    native = getattr(getattr(torch._C, "_nn", None), name, None)
+    if native is None:
+        return None
+    prediction = torch.tensor([[0.5], [2.0], [-1.25]])
+    target = torch.tensor([[1.0], [0.0], [-1.0]])
+    try:
+        agrees = all(
+            torch.equal(native(prediction, target, code), public(prediction, target, reduction=key))
+            for key, code in _REDUCTION_CODES.items()
+        )
+    except (TypeError, RuntimeError):
+        return None
+    return native if agrees else None
+
+
+_NATIVE = {
+    op: native
+    for op, native in ((F.mse_loss, _native_of(F.mse_loss, "mse_loss")),
+                       (F.l1_loss, _native_of(F.l1_loss, "l1_loss")))
+    if native is not None
+}
+
 
 def elementwise_kernel(op: Any, y_true: Any, y_pred: Any, reduction: str = "mean") -> Kernel | None:
     """Return ``op(y_pred, aligned y_true, reduction=...)`` decided once for batches like these.
@@ -99,12 +133,16 @@ def elementwise_kernel(op: Any, y_true: Any, y_pred: Any, reduction: str = "mean
         return None
     expand = y_true.dim() != y_pred.dim()
     dtype = y_pred.dtype if y_true.dtype != y_pred.dtype else None
+    native = _NATIVE.get(op)
+    code = _REDUCTION_CODES[reduction]
 
     def kernel(target: Tensor, prediction: Tensor) -> Tensor:
         if expand:
             target = target.unsqueeze(1)
         if dtype is not None:
             target = target.to(dtype)
+        if native is not None:
+            return native(prediction, target, code)
         return op(prediction, target, reduction=reduction)
 
     return kernel

@@ -37,127 +37,115 @@ _STEP_METHODS = (
 )
 
 
-class _Signature:
-    """What a plan assumes about a batch: ``y`` and the prediction's dtypes and trailing sizes."""
-
-    __slots__ = ("device", "key")
-
-    def __init__(self, y: Tensor, y_pred: Tensor) -> None:
-        self.device = y_pred.device
-        self.key = (y.dtype, y.shape[1:], y_pred.dtype, y_pred.shape[1:])
-
-    def matches(self, y: Tensor, y_pred: Any) -> bool:
-        """Whether a new ``(y, y_pred)`` has this signature."""
-        return (
-            type(y_pred) is Tensor
-            and y.shape[0] == y_pred.shape[0]
-            and (y.dtype, y.shape[1:], y_pred.dtype, y_pred.shape[1:]) == self.key
-            and y_pred.device == self.device
-            and y.device == self.device
-        )
-
-
 def _metric_updaters(model: Any, y: Tensor, y_pred: Tensor) -> list[Callable[[Tensor, Tensor, int], None]]:
-    """Return one ``update(y, y_pred, batch_size)`` per compiled metric, kernels decided now."""
-    compiled = model._compiled_metrics
+    """Return one ``update(y, y_pred, samples)`` per compiled metric, kernels decided now."""
     updaters: list[Callable[[Tensor, Tensor, int], None]] = []
-    for metric, _, _ in compiled.entries:
+    for metric, _, _ in model._compiled_metrics.entries:
         # Without sample weights, a weighted metric is updated as an unweighted one.
         kernel_of = getattr(metric, "fused_sum_kernel", None)
         kernel = kernel_of(y, y_pred) if kernel_of is not None else None
         if kernel is not None and metric.device == y_pred.device and metric._states:
             add = metric._add
 
-            def update(target: Tensor, prediction: Tensor, count: int, kernel=kernel, add=add) -> None:
-                add(kernel(target, prediction), count)
+            def update(target: Tensor, prediction: Tensor, samples: int, kernel=kernel, add=add) -> None:
+                add(kernel(target, prediction), samples)
         else:
             update_state = metric.update_state
 
-            def update(target: Tensor, prediction: Tensor, count: int, update_state=update_state) -> None:
+            def update(target: Tensor, prediction: Tensor, samples: int, update_state=update_state) -> None:
                 update_state(target, prediction, sample_weight=None)
         updaters.append(update)
     return updaters
 
 
-class _Plan:
-    """The decisions of a planned step, taken from one batch's ``y`` and prediction."""
+def _loss_kernel(model: Any, y: Tensor, y_pred: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """Return ``kernel(y, y_pred)``: the compiled loss of a batch like this one."""
+    compiled_loss = model._compiled_loss
+    loss = compiled_loss.losses[0]
+    kernel = loss.fused_kernel(y, y_pred) if hasattr(loss, "fused_kernel") else None
+    weight = compiled_loss.weights[0]
+    if kernel is None:
+        def kernel(target: Tensor, prediction: Tensor) -> Tensor:
+            return compiled_loss(target, prediction, None)
+    elif weight != 1.0:
+        unweighted = kernel
 
-    def __init__(self, model: Any, y: Tensor, y_pred: Tensor) -> None:
-        self.model = model
-        self.compiled_loss = model._compiled_loss
-        self.compiled_metrics = model._compiled_metrics
-        self.optimizer = model.optimizer
-        self.loss_tracker = model._loss_tracker
-        self.signature = _Signature(y, y_pred)
-        loss = self.compiled_loss.losses[0]
-        kernel = loss.fused_kernel(y, y_pred) if hasattr(loss, "fused_kernel") else None
-        weight = self.compiled_loss.weights[0]
-        if kernel is None:
-            compiled_loss = self.compiled_loss
+        def kernel(target: Tensor, prediction: Tensor) -> Tensor:
+            return unweighted(target, prediction) * weight
+    return kernel
 
-            def kernel(target: Tensor, prediction: Tensor) -> Tensor:
-                return compiled_loss(target, prediction, None)
-        elif weight != 1.0:
-            unweighted = kernel
 
-            def kernel(target: Tensor, prediction: Tensor) -> Tensor:
-                return unweighted(target, prediction) * weight
-        self.loss = kernel
-        self.update_metrics = _metric_updaters(model, y, y_pred)
+#: Returned by a planned step whose model was recompiled since the plan was made.
+_STALE = object()
 
-    def current(self) -> bool:
-        """Whether the model still has the compiled loss, metrics and optimizer planned for."""
-        model = self.model
-        return (
-            model._compiled_metrics is self.compiled_metrics
-            and model._compiled_loss is self.compiled_loss
-            and model.optimizer is self.optimizer
-        )
 
-    def train(self, x: Any, y: Tensor, y_pred: Tensor) -> Any:
-        """Run the rest of a training step (loss, backward, optimizer step, metrics)."""
-        model = self.model
-        loss = self.loss(y, y_pred)
+def _plan(model: Any, y: Tensor, y_pred: Tensor, training: bool, general: Callable[[Any], Any]):
+    """Return the planned step for batches like this one: ``run(data) -> logs or _STALE``."""
+    compiled_loss, compiled_metrics, optimizer = (
+        model._compiled_loss, model._compiled_metrics, model.optimizer
+    )
+    loss_kernel = _loss_kernel(model, y, y_pred)
+    updaters = tuple(_metric_updaters(model, y, y_pred))
+    add_loss = model._loss_tracker._add
+    finish = model._train_on_prediction if training else model._test_on_prediction
+    logs = model.get_metrics_result
+    modules = model._modules
+    state = model.__dict__
+    device = y_pred.device
+    y_dtype, y_tail = y.dtype, y.shape[1:]
+    pred_dtype, pred_tail = y_pred.dtype, y_pred.shape[1:]
+
+    def run(data: Any) -> Any:
+        if (
+            model._compiled_metrics is not compiled_metrics
+            or model._compiled_loss is not compiled_loss
+            or model.optimizer is not optimizer
+        ):
+            return _STALE
+        if type(data) is not tuple or len(data) != 2 or type(data[1]) is not Tensor:
+            return general(data)
+        x, y = data
+        if model._ddp_route is None and model._wraps_plainly():
+            y_pred = modules["module"](x)
+        else:
+            y_pred = model(x)
+        if type(y_pred) is not Tensor:
+            return finish(x, y, y_pred, None)
+        y_shape, pred_shape = y.shape, y_pred.shape
+        if not (
+            y.dtype is y_dtype and y_pred.dtype is pred_dtype and y_shape[0] == pred_shape[0]
+            and y_shape[1:] == y_tail and pred_shape[1:] == pred_tail
+            and y_pred.device == device and y.device == device
+        ):
+            return finish(x, y, y_pred, None)
+        loss = loss_kernel(y, y_pred)
         count = x.shape[0] if type(x) is Tensor else tree.batch_size_of(x)
-        self.loss_tracker._add(loss.detach(), count, alpha=count)
-        loss.backward()
-        state = model.__dict__  # As backward_and_step: the micro-step count is part of a backup.
-        state["_micro_step"] += 1
-        optimizer = self.optimizer
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        prediction = y_pred.detach()
-        samples = y.shape[0]
-        for update in self.update_metrics:
-            update(y, prediction, samples)
-        return model.get_metrics_result()
-
-    def test(self, x: Any, y: Tensor, y_pred: Tensor) -> Any:
-        """Run the rest of an evaluation step (loss and metrics)."""
-        loss = self.loss(y, y_pred)
-        count = x.shape[0] if type(x) is Tensor else tree.batch_size_of(x)
-        self.loss_tracker._add(loss.detach(), count, alpha=count)
-        samples = y.shape[0]
-        for update in self.update_metrics:
+        add_loss(loss.detach(), count, alpha=count)
+        if training:  # As backward_and_step without scaling or accumulation.
+            loss.backward()
+            state["_micro_step"] += 1  # Part of a backup.
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            y_pred = y_pred.detach()
+        samples = y_shape[0]
+        for update in updaters:
             update(y, y_pred, samples)
-        return self.model.get_metrics_result()
+        return logs()
+
+    return run
 
 
-def _plan_from(model: Any, y: Tensor, y_pred: Any) -> _Plan | None:
-    """Return the plan for batches like this one, or ``None`` when they cannot be planned."""
+def _plannable_batch(model: Any, y: Tensor, y_pred: Any) -> bool:
+    """Whether batches like this one (after the general step built everything) can be planned."""
     if type(y_pred) is not Tensor or not _settings_plannable(model):
-        return None
+        return False
     compiled_loss, compiled_metrics = model._compiled_loss, model._compiled_metrics
     if not compiled_loss.built or compiled_loss.names is not None or len(compiled_loss.losses) != 1:
-        return None
-    if compiled_loss.losses[0] is None or not compiled_metrics.built:
-        return None
-    if not compiled_metrics.single_output:
-        return None
+        return False
+    if compiled_loss.losses[0] is None or not compiled_metrics.built or not compiled_metrics.single_output:
+        return False
     tracker = model._loss_tracker
-    if not tracker._states or tracker.device != y_pred.device:
-        return None
-    return _Plan(model, y, y_pred)
+    return bool(tracker._states) and tracker.device == y_pred.device
 
 
 def _settings_plannable(model: Any) -> bool:
@@ -181,31 +169,22 @@ def _steps_overridden(model: Any) -> bool:
     )
 
 
-def _forward(model: Any, x: Any) -> Any:
-    """Call the model as ``train_step`` does (its wrapped module directly when that is the same)."""
-    if model._ddp_route is None and model._wraps_plainly():
-        return model._modules["module"](x)
-    return model(x)
-
-
-def _planned(
-    model: Any, general: Callable[[Any], Any], finish_name: str, run_name: str
-) -> Callable[[Any], Any]:
-    """Return the planned step: ``general`` until a plan is made, then the plan's ``run_name``."""
-    plan: _Plan | None = None
+def _planned(model: Any, training: bool) -> Callable[[Any], Any]:
+    """Return the step: the general one until a plan is made from a batch, then the plan."""
+    general = model.train_step if training else model.test_step
+    finish = model._train_on_prediction if training else model._test_on_prediction
+    run: Callable[[Any], Any] | None = None
     refused: tuple | None = None  # The compiled objects no plan could be made for.
-    finish = getattr(model, finish_name)
 
     def step(data: Any) -> Any:
-        nonlocal plan, refused
+        nonlocal run, refused
+        if run is not None:
+            logs = run(data)
+            if logs is not _STALE:
+                return logs
+            run = None
         if type(data) is not tuple or len(data) != 2 or type(data[1]) is not Tensor:
             return general(data)
-        if plan is not None and plan.current():
-            x, y = data
-            y_pred = _forward(model, x)
-            if plan.signature.matches(y, y_pred):
-                return getattr(plan, run_name)(x, y, y_pred)
-            return finish(x, y, y_pred, None)
         compiled = (model._compiled_loss, model._compiled_metrics, model.optimizer)
         if refused is not None and all(a is b for a, b in zip(compiled, refused, strict=True)):
             return general(data)
@@ -213,10 +192,11 @@ def _planned(
             refused = compiled
             return general(data)
         x, y = data
-        y_pred = _forward(model, x)
+        y_pred = model(x)
         logs = finish(x, y, y_pred, None)  # The general way, which builds the loss and metrics.
-        plan = _plan_from(model, y, y_pred)
-        if plan is None:
+        if _plannable_batch(model, y, y_pred):
+            run = _plan(model, y, y_pred, training, general)
+        else:
             refused = compiled
         return logs
 
@@ -230,7 +210,7 @@ def train_function(model: Any) -> Callable[[Any], Any]:
     """
     if _steps_overridden(model):
         return model.train_step
-    return _planned(model, model.train_step, "_train_on_prediction", "train")
+    return _planned(model, training=True)
 
 
 def test_function(model: Any) -> Callable[[Any], Any]:
@@ -240,4 +220,4 @@ def test_function(model: Any) -> Callable[[Any], Any]:
     """
     if _steps_overridden(model):
         return model.test_step
-    return _planned(model, model.test_step, "_test_on_prediction", "test")
+    return _planned(model, training=False)
