@@ -289,3 +289,49 @@ def test_default_callbacks_trigger_no_slow_warning_on_a_long_run():
         warnings.simplefilter("error")
         tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0,
                          callbacks=[ProgbarLogger()])
+
+
+def _batch_hook_callbacks(tmp_path, frequency):
+    """Built-in callbacks whose batch hooks matter only at a per-batch ``frequency``."""
+    model = tiny_model()
+    scheduler = torch.optim.lr_scheduler.StepLR(model.optimizer, step_size=1)
+    per = "batch" if frequency == 2 else "epoch"
+    return model, [
+        cadence.callbacks.ModelCheckpoint(str(tmp_path / "ckpt.weights.pt"), save_freq=frequency),
+        cadence.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=frequency),
+        cadence.callbacks.HyperparameterScheduler("learning_rate", lambda step, value: value, per=per),
+        cadence.callbacks.TorchScheduler(scheduler, per=per),
+    ]
+
+
+@pytest.mark.parametrize(("frequency", "wanted"), [("epoch", False), (2, True)])
+def test_built_in_callbacks_want_batch_hooks_only_when_their_settings_use_them(
+    tmp_path, frequency, wanted
+):
+    model, callbacks = _batch_hook_callbacks(tmp_path, frequency)
+    for callback in callbacks:
+        listed = CallbackList([callback], model=model)
+        assert listed.wants_batch_hooks("train") is wanted, type(callback).__name__
+
+
+def test_a_subclass_batch_hook_is_called_whatever_the_parent_callback_wants(tmp_path):
+    calls = []
+
+    class Recording(cadence.callbacks.ModelCheckpoint):
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(batch)
+
+    subclass = Recording
+    checkpoint = subclass(str(tmp_path / "ckpt.weights.pt"))
+    x, y = tiny_data(32)
+    tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[checkpoint])
+    assert calls == [0, 1, 2, 3]
+
+
+def test_a_hook_set_on_the_instance_is_called_whatever_the_callback_wants(tmp_path):
+    calls = []
+    checkpoint = cadence.callbacks.ModelCheckpoint(str(tmp_path / "ckpt.weights.pt"))
+    checkpoint.on_train_batch_end = lambda batch, logs=None: calls.append(batch)
+    x, y = tiny_data(16)
+    tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[checkpoint])
+    assert calls == [0, 1]
