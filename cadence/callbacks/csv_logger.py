@@ -70,6 +70,10 @@ class CSVLogger(Callback):
         self.rows: list[dict[str, str]] = []
         self._in_sync = False
         self._restored = False
+        # Each row's formatted line, kept with the row and the header it was formatted for, so
+        # that an epoch formats one new line, not the whole file.
+        self._formatted: list[tuple[dict[str, str], str]] = []
+        self._formatted_columns: list[str] | None = None
 
     # ----------------------------------------------------------------- text
     def _line(self, cells: list[str]) -> str:
@@ -80,11 +84,24 @@ class CSVLogger(Callback):
     def _row_line(self, row: dict[str, str]) -> str:
         return self._line([row.get(column, "") for column in self.columns or []])
 
+    def _row_lines(self) -> list[str]:
+        """Return every row's line, formatting only rows not formatted for this header yet."""
+        if self._formatted_columns != self.columns:
+            self._formatted, self._formatted_columns = [], list(self.columns or [])
+        cached = self._formatted
+        formatted = [
+            cached[index] if index < len(cached) and cached[index][0] is row
+            else (row, self._row_line(row))
+            for index, row in enumerate(self.rows)
+        ]
+        self._formatted = formatted
+        return [line for _, line in formatted]
+
     def _rewrite(self) -> None:
         """Write the header and every row atomically, replacing the file."""
         text = ""
         if self.columns is not None:
-            text = self._line(self.columns) + "".join(self._row_line(row) for row in self.rows)
+            text = self._line(self.columns) + "".join(self._row_lines())
         io.atomic_write_text(self.filename, text)
         self._in_sync = True
 

@@ -264,3 +264,24 @@ def test_a_killed_run_resumed_by_backup_and_restore_writes_the_same_csv(tmp_path
     assert (stopper.best, stopper.best_epoch) == (ref_stopper.best, ref_stopper.best_epoch)
     for a, b in zip(model.state_dict().values(), ref_model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_each_epoch_formats_one_new_line_until_the_header_widens(tmp_path, monkeypatch):
+    formatted = []
+    original = CSVLogger._row_line
+
+    def counted(self, row):
+        formatted.append(row["epoch"])
+        return original(self, row)
+
+    monkeypatch.setattr(CSVLogger, "_row_line", counted)
+    logger = CSVLogger(tmp_path / "log.csv")
+    logger.on_train_begin()
+    for epoch in range(4):
+        logger.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    assert formatted == ["0", "1", "2", "3"]
+    logger.on_epoch_end(4, {"loss": 0.1, "val_loss": 0.2})  # A new column: every row again.
+    logger.on_epoch_end(5, {"loss": 0.1, "val_loss": 0.2})
+    assert formatted[4:] == ["0", "1", "2", "3", "4", "5"]
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,val_loss" and lines[1] == "0,1.0," and lines[6] == "5,0.1,0.2"
