@@ -1,6 +1,11 @@
 """``make bench``: cadence's fit against a hand-written torch loop, interleaved, medians.
 
-Usage: ``python -m benchmarks.run [--rounds 5] [--epochs 4] [--threads 2] [--only a,b,c]``.
+Usage: ``python -m benchmarks.run [--rounds 5] [--epochs 4] [--threads 2] [--only a,b,c]
+[--device cuda] [--batch-size 1024]``.
+
+On a GPU (``--device cuda``) both sides keep the whole data set on the device and the ratio to
+watch is issue 6's: (b) at batch 1024 with at least 0.97 of the hand-written loop's throughput,
+i.e. a time ratio of at most 1/0.97 = 1.031.
 
 For each workload the hand-written loop and cadence run once per round, in alternating order;
 each run trains ``--epochs`` epochs, the first being a warm-up. A round's time is the median
@@ -28,12 +33,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="epochs per run, the first one a warm-up (default 4)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--only", default="a,b,c", help="workloads to run, e.g. 'a,c'")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. 'cuda' (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=workloads.BATCH_SIZE,
+                        help=f"batch size (default {workloads.BATCH_SIZE})")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.epochs < 2 or args.threads < 1:
+    if args.rounds < 1 or args.epochs < 2 or args.threads < 1 or args.batch_size < 1:
         parser.error(
-            f"need rounds >= 1, epochs >= 2, threads >= 1; received rounds={args.rounds}, "
-            f"epochs={args.epochs}, threads={args.threads}"
+            f"need rounds >= 1, epochs >= 2, threads >= 1, batch-size >= 1; received "
+            f"rounds={args.rounds}, epochs={args.epochs}, threads={args.threads}, "
+            f"batch-size={args.batch_size}"
         )
+    unknown = sorted(set(args.only.split(",")) - {w.key for w in workloads.WORKLOADS})
+    if unknown:
+        parser.error(f"--only takes workloads among a, b, c; received {args.only!r}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device must be a torch device such as 'cpu' or 'cuda'; received {args.device!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device!r}: this torch build sees no CUDA device")
     return args
 
 
@@ -44,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only.split(","))
     _, missing = workloads.cadence_callbacks(".")
     print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} rounds of "
-          f"{args.epochs} epochs (first is warm-up), batch {workloads.BATCH_SIZE}, "
+          f"{args.epochs} epochs (first is warm-up), device {args.device}, batch {args.batch_size}, "
           f"{workloads.SAMPLES} samples, validation_split={workloads.VALIDATION_SPLIT}")
     print("callbacks: History, EarlyStopping, CSVLogger, ModelCheckpoint(save_best_only)"
           + (f" (missing here: {', '.join(missing)})" if missing else ""))
@@ -53,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     for workload in workloads.WORKLOADS:
         if workload.key not in wanted:
             continue
-        times = workloads.interleaved(workloads.runners(workload), args.rounds, args.epochs)
+        sides = workloads.runners(workload, device=args.device, batch_size=args.batch_size)
+        times = workloads.interleaved(sides, args.rounds, args.epochs)
         hand = statistics.median(times["hand"])
         ours = statistics.median(times["cadence"])
         ratio = ours / hand

@@ -110,15 +110,22 @@ class _EpochClock:
 
 
 # --------------------------------------------------------------------- hand-written loop
-def hand_written(kind: str, epochs: int, workdir: str, seed: int = 0) -> list[float]:
-    """Train with a plain torch loop; return the per-epoch seconds (warm-up epoch excluded)."""
+def hand_written(
+    kind: str, epochs: int, workdir: str, seed: int = 0, device: str = "cpu",
+    batch_size: int = BATCH_SIZE,
+) -> list[float]:
+    """Train with a plain torch loop; return the per-epoch seconds (warm-up epoch excluded).
+
+    On a GPU the whole data set lives on the device, as a hand-written loop would keep it
+    (cadence is given the same tensors).
+    """
     x, y = make_data(kind, seed)
     split = int(len(x) * (1 - VALIDATION_SPLIT))
-    x_all, y_all = torch.from_numpy(x), torch.from_numpy(y)
+    x_all, y_all = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     x_train, y_train, x_val, y_val = x_all[:split], y_all[:split], x_all[split:], y_all[split:]
-    module = make_module(kind, seed)
+    module = make_module(kind, seed).to(device)
     optimizer = make_torch_optimizer(kind, module)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     if kind == "linear":
         def loss_and_metric(out: torch.Tensor, target: torch.Tensor) -> tuple[Any, Any]:
             target = target[:, None]
@@ -137,11 +144,11 @@ def hand_written(kind: str, epochs: int, workdir: str, seed: int = 0) -> list[fl
         clock.start()
         for epoch in range(epochs):
             module.train()
-            order = torch.randperm(split, generator=generator)
-            loss_sum = torch.zeros(())
-            metric_sum = torch.zeros(())
-            for begin in range(0, split, BATCH_SIZE):
-                rows = order[begin:begin + BATCH_SIZE]
+            order = torch.randperm(split, generator=generator, device=device)
+            loss_sum = torch.zeros((), device=device)
+            metric_sum = torch.zeros((), device=device)
+            for begin in range(0, split, batch_size):
+                rows = order[begin:begin + batch_size]
                 xb, yb = x_train.index_select(0, rows), y_train.index_select(0, rows)
                 out = module(xb)
                 loss, metric = loss_and_metric(out, yb)
@@ -151,11 +158,11 @@ def hand_written(kind: str, epochs: int, workdir: str, seed: int = 0) -> list[fl
                 loss_sum += loss.detach() * len(rows)
                 metric_sum += metric
             module.eval()
-            val_loss_sum = torch.zeros(())
-            val_metric_sum = torch.zeros(())
+            val_loss_sum = torch.zeros((), device=device)
+            val_metric_sum = torch.zeros((), device=device)
             with torch.no_grad():
-                for begin in range(0, len(x_val), BATCH_SIZE):
-                    xb, yb = x_val[begin:begin + BATCH_SIZE], y_val[begin:begin + BATCH_SIZE]
+                for begin in range(0, len(x_val), batch_size):
+                    xb, yb = x_val[begin:begin + batch_size], y_val[begin:begin + batch_size]
                     loss, metric = loss_and_metric(module(xb), yb)
                     val_loss_sum += loss * len(xb)
                     val_metric_sum += metric
@@ -196,20 +203,23 @@ def cadence_callbacks(workdir: str) -> tuple[list[Any], list[str]]:
 
 
 def run_cadence(
-    kind: str, epochs: int, workdir: str, verbose: int = 0, seed: int = 0, **fit_kwargs: Any
+    kind: str, epochs: int, workdir: str, verbose: int = 0, seed: int = 0, device: str = "cpu",
+    batch_size: int = BATCH_SIZE, **fit_kwargs: Any,
 ) -> list[float]:
     """Train with cadence's ``fit``; return the per-epoch seconds (warm-up epoch excluded)."""
     import cadence
 
     x, y = make_data(kind, seed)
+    if device != "cpu":  # The same device-resident tensors as the hand-written loop.
+        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     model = cadence.Model(make_module(kind, seed))
     if kind == "linear":
         model.compile(optimizer=cadence.optimizers.RMSprop(learning_rate=0.1),
-                      loss="mean_squared_error", metrics=["mean_absolute_error"], device="cpu")
+                      loss="mean_squared_error", metrics=["mean_absolute_error"], device=device)
     else:
         model.compile(optimizer=cadence.optimizers.Adam(learning_rate=1e-3),
                       loss=cadence.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], device="cpu")
+                      metrics=["accuracy"], device=device)
     clock = _EpochClock()
 
     class Clock(cadence.callbacks.Callback):
@@ -227,17 +237,22 @@ def run_cadence(
     context = quiet_stdout() if verbose else contextlib.nullcontext()
     torch.manual_seed(seed)
     with context:
-        model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=verbose,
+        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                   validation_split=VALIDATION_SPLIT, callbacks=callbacks, **fit_kwargs)
     return clock.epoch_times()
 
 
-def runners(workload: Workload) -> dict[str, Callable[[int, str], list[float]]]:
+def runners(
+    workload: Workload, device: str = "cpu", batch_size: int = BATCH_SIZE
+) -> dict[str, Callable[[int, str], list[float]]]:
     """Return ``{"hand": fn, "cadence": fn}``, each ``fn(epochs, workdir) -> epoch seconds``."""
     return {
-        "hand": lambda epochs, workdir: hand_written(workload.kind, epochs, workdir),
+        "hand": lambda epochs, workdir: hand_written(
+            workload.kind, epochs, workdir, device=device, batch_size=batch_size
+        ),
         "cadence": lambda epochs, workdir: run_cadence(
-            workload.kind, epochs, workdir, verbose=workload.verbose
+            workload.kind, epochs, workdir, verbose=workload.verbose, device=device,
+            batch_size=batch_size,
         ),
     }
 

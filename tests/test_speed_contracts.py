@@ -145,3 +145,44 @@ def test_nothing_cadence_allocates_grows_with_the_number_of_batches():
     grown = [d for d in last.compare_to(first, "lineno") if d.size_diff > 0]
     # 900 batches ran between the snapshots: 8 bytes a batch would be 7 KB.
     assert sum(d.size_diff for d in grown) < 2048, [str(d) for d in grown[:5]]
+
+
+class _SyncWatch(Callback):
+    """Turns torch's CUDA sync check to "error" from the first batch to the last one's end."""
+
+    accepts_lazy_logs = True  # The batch logs stay on the device: reading them would sync.
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+        self.watched = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            torch.cuda.set_sync_debug_mode("error")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.watched += 1
+        if batch == self.batches - 1:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_a_training_epoch_on_cuda_makes_no_host_device_sync(placement):
+    rng = np.random.default_rng(0)
+    x = rng.random((64 * 8, 32), dtype=np.float32)
+    y = rng.integers(0, 10, 64 * 8)
+    if placement == "device":
+        x, y = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+    torch.manual_seed(0)
+    model = cadence.Model(nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10)))
+    model.compile(optimizer="adam", loss=cadence.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], device="cuda")
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)  # Builds the optimizer's state.
+    watch = _SyncWatch(8)
+    try:
+        model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[watch])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert watch.watched == 16

@@ -38,6 +38,13 @@ def pass_generator(seed: int, pass_index: int) -> torch.Generator:
     return generator
 
 
+def _to_device_once(order: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Return a pass's order on ``device``: copied from page-locked memory to a GPU, no wait."""
+    if device.type == "cuda":
+        return order.pin_memory().to(device, non_blocking=True)
+    return order.to(device)
+
+
 class DataAdapter:
     """Base class: a source of batches, read one pass at a time.
 
@@ -112,14 +119,26 @@ class ArrayAdapter(DataAdapter):
                                 *self.shard)
         count = self.num_samples if order is None else len(order)
         size = self.batch_size
+        # The pass's order on each device that holds data, moved there once (not per batch).
+        orders: dict[torch.device, torch.Tensor] = {}
+
+        def order_on(device: torch.device) -> torch.Tensor:
+            if device not in orders:
+                orders[device] = _to_device_once(order, device)
+            return orders[device]
+
+        x_all, y_all = self.x, self.y
         if (
-            not self.pin_memory
-            and type(self.x) is torch.Tensor
-            and type(self.y) is torch.Tensor
+            type(x_all) is torch.Tensor
+            and type(y_all) is torch.Tensor
             and self.sample_weight is None
+            and x_all.device == y_all.device
+            and not (self.pin_memory and x_all.device.type == "cpu")
         ):
-            # The common case, as a hand-written loop does it: two slices or two gathers.
-            x_all, y_all = self.x, self.y
+            # The common case, as a hand-written loop does it: two slices or two gathers, on
+            # the device that holds the data.
+            if order is not None and x_all.device.type != "cpu":
+                order = order_on(x_all.device)
             for index in range(start, self.num_batches):
                 begin = index * size
                 end = min(begin + size, count)
@@ -139,11 +158,13 @@ class ArrayAdapter(DataAdapter):
             else:
                 rows = order[begin:end]
 
-                def take(t, r=rows):
-                    if self.pin_memory and t.device.type == "cpu":
+                def take(t, r=rows, b=begin, e=end):
+                    if t.device.type != "cpu":
+                        return t.index_select(0, order_on(t.device)[b:e])
+                    if self.pin_memory:
                         out = tree.pinned_empty((len(r), *t.shape[1:]), t.dtype)
                         return torch.index_select(t, 0, r, out=out)
-                    return t.index_select(0, r.to(t.device))
+                    return t.index_select(0, r)
 
             x = tree.map_structure(take, self.x)
             y = tree.map_structure(take, self.y) if self.y is not None else None

@@ -9,6 +9,7 @@ from torch import nn
 
 import cadence
 from cadence.data import Sequence, get_adapter
+from cadence.data import adapters as adapters_module
 from cadence.data.adapters import (
     ArrayAdapter,
     DataLoaderAdapter,
@@ -317,3 +318,27 @@ def test_a_dataset_loaded_by_worker_processes_gives_the_same_batches():
     in_workers.fit(dataset, batch_size=BATCH, epochs=1, verbose=0, workers=2, use_multiprocessing=True)
     assert in_workers.seen == in_process.seen
     assert get_adapter(dataset, workers=2, use_multiprocessing=True).num_workers == 2
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_data_on_a_device_is_gathered_there_with_the_order_moved_once_per_pass(
+    monkeypatch, with_weights
+):
+    # The "meta" device stands in for a GPU: tensors that live off the CPU.
+    moves = []
+    original = adapters_module._to_device_once
+
+    def counted(order, device):
+        moves.append(device.type)
+        return original(order, device)
+
+    monkeypatch.setattr(adapters_module, "_to_device_once", counted)
+    x = torch.empty(40, 3, device="meta")
+    y = torch.empty(40, device="meta")
+    weights = torch.empty(40, device="meta") if with_weights else None
+    adapter = ArrayAdapter(x, y, weights, batch_size=8, shuffle=True, seed=3, pin_memory=True)
+    for pass_index in range(2):
+        batches = list(adapter.iterate(pass_index))
+        assert len(batches) == 5
+        assert all(part.device.type == "meta" and part.shape[0] == 8 for part in batches[0])
+    assert moves == ["meta", "meta"]
