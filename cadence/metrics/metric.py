@@ -53,16 +53,21 @@ class Metric:
         self.name = name or self.default_name or snake_case(type(self).__name__)
         self.dtype = _as_dtype(dtype)
         self._state_names: list[str] = []
+        self._state_dtypes: dict[str, torch.dtype] = {}  # The states not in float64.
         self._states: dict[str, Tensor] = {}
         self._device = torch.device("cpu")
 
-    def add_state(self, name: str) -> None:
+    def add_state(self, name: str, dtype: torch.dtype | None = None) -> None:
         """Declares a 0-d state tensor, created as zero on first use.
 
         Args:
             name: Name of the state, the key used by `state_dict()`.
+            dtype: The state's dtype; `None` (the default) for the accumulation dtype,
+                float64 (float32 on MPS).
         """
         self._state_names.append(name)
+        if dtype is not None:
+            self._state_dtypes[name] = dtype
 
     def states(self, device: torch.device | None = None) -> dict[str, Tensor]:
         """Returns the state tensors, creating or moving them to `device` if needed.
@@ -78,7 +83,7 @@ class Metric:
         if not self._states:
             dtype = _state_dtype(self._device)
             self._states = {
-                name: torch.zeros((), dtype=dtype, device=self._device)
+                name: torch.zeros((), dtype=self._state_dtypes.get(name, dtype), device=self._device)
                 for name in self._state_names
             }
         self._flush_host_state()
@@ -86,6 +91,7 @@ class Metric:
 
     def _flush_host_state(self) -> None:
         """Fold state kept on the host (see `Mean`'s sample count) into the state tensors."""
+
 
     def update_state(self, *args: Any, **kwargs: Any) -> None:
         """Accumulates statistics from one batch.
@@ -125,7 +131,8 @@ class Metric:
             self._device = torch.device("cuda", torch.cuda.current_device())
         dtype = _state_dtype(self._device)
         self._states = {
-            name: tensor.to(self._device, dtype=dtype) for name, tensor in self._states.items()
+            name: tensor.to(self._device, dtype=self._state_dtypes.get(name, dtype))
+            for name, tensor in self._states.items()
         }
         return self
 

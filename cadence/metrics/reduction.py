@@ -59,12 +59,27 @@ def samplewise_totals(
     return values.sum(), weights.sum()
 
 
+#: Batches whose float32 sums a `Mean` adds up in float32 before folding them into its float64
+#: total (see `Mean`).
+FOLD_EVERY = 32
+
+
 class Mean(Metric):
     """The weighted mean of the values it is given.
 
     `update_state(values, sample_weight=None)` adds `sum(w_i * v_i)` to a total and
     `sum(w_i)` to a count, one value per sample (extra axes are averaged first);
     `result()` is `total / count`, 0 before any weight was added.
+
+    The state is a float64 `total` and `count` and a float32 `partial` total. The built-in
+    fast paths (a loss weighted by the batch size, a fused metric kernel) add a float32 batch
+    sum to `partial`, which is folded into `total` every `FOLD_EVERY` such batches: adding a
+    float32 value to a float64 tensor costs a conversion on every batch, about as much as the
+    addition itself. Counts are host integers, so they stay exact. The fold happens at fixed
+    points only (it counts batches since the last reset, and that count is part of
+    `state_dict()`), never because a value was read, saved or summed over processes, so a
+    metric's value does not depend on when a progress bar looked at it, and a resumed run adds
+    in the same order as one that never stopped.
 
     Args:
         name: Name of the metric; defaults to `"mean"`.
@@ -75,9 +90,11 @@ class Mean(Metric):
         super().__init__(name=name, dtype=dtype)
         self.add_state("total")
         self.add_state("count")
+        self.add_state("partial", dtype=torch.float32)
         # Counts known on the host (batch sizes) wait here, as a Python number, and are folded
         # into the `count` tensor whenever the state is read: one device op less per batch.
         self._host_count = 0
+        self._partial_batches = 0  # Float32 sums added to `partial` since the last fold.
 
     def _flush_host_state(self) -> None:
         if self._host_count:
@@ -87,11 +104,53 @@ class Mean(Metric):
     def reset_state(self) -> None:
         """Zeroes the state in place (no allocation, no host sync)."""
         self._host_count = 0
+        self._partial_batches = 0
         super().reset_state()
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """Returns a copy of the state, with the number of batches in `partial`.
+
+        Returns:
+            ``total``, ``count``, ``partial`` and ``partial_batches`` (see the class).
+        """
+        state = super().state_dict()
+        state["partial_batches"] = torch.tensor(self._partial_batches)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        """Restores the state saved by `state_dict()`.
+
+        A state without ``partial`` (saved by an earlier cadence) has nothing waiting to be
+        folded.
+
+        Args:
+            state_dict: A dict from state name to tensor.
+
+        Raises:
+            ValueError: If the keys are not this metric's state names.
+        """
+        state_dict = dict(state_dict)
+        batches = state_dict.pop("partial_batches", 0)
+        if sorted(state_dict) == ["count", "total"]:
+            state_dict["partial"] = torch.zeros(())
+        super().load_state_dict(state_dict)
+        self._partial_batches = int(batches)
+
     def _add(self, total: Tensor, count: int, alpha: int = 1) -> None:
-        """Add ``alpha * total`` to the total and a host-known ``count`` to the count."""
-        self._states["total"].add_(total, alpha=alpha)
+        """Add ``alpha * total`` to the total and a host-known ``count`` to the count.
+
+        ``total`` must be on the state's device (the callers check).
+        """
+        states = self._states
+        if total.dtype is torch.float32:
+            states["partial"].add_(total, alpha=alpha)
+            self._partial_batches += 1
+            if self._partial_batches >= FOLD_EVERY:
+                states["total"].add_(states["partial"])
+                states["partial"].zero_()
+                self._partial_batches = 0
+        else:
+            states["total"].add_(total, alpha=alpha)
         self._host_count += count
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
@@ -131,7 +190,7 @@ class Mean(Metric):
             A 0-d tensor.
         """
         state = self.states()
-        total, count = state["total"], state["count"]
+        total, count = state["total"] + state["partial"], state["count"]  # Not folded here.
         safe = torch.where(count == 0, torch.ones_like(count), count)
         return torch.where(count == 0, torch.zeros_like(total), total / safe).to(self.dtype)
 
