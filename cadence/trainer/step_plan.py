@@ -10,11 +10,15 @@ step that only checks that each new batch has the same signature:
 - the batch is an ``(x, y)`` tuple with a tensor ``y`` (no sample weights);
 - the prediction is one tensor with ``y``'s batch size and the first batch's dtype and sizes
   after the batch axis, and ``y`` has the first batch's dtype and sizes after the batch axis;
-- both are on the model's device; the model was not recompiled and gained no module hooks.
+- both are on the first prediction's device, and the model was not recompiled (nor given
+  another optimizer) since the plan was made.
 
 Any other batch goes through the general step (from the prediction on, so the model is still
-called once per batch). A planned step computes exactly what the general one does, with the
-same kernels, so its values are the same to the last bit.
+called once per batch). The model is called as ``train_step`` calls it: its wrapped module
+directly while that is the same thing, through ``__call__`` once it has hooks or runs under
+DDP. A planned step computes exactly what the general one does, with the same kernels (for
+``mse_loss``/``l1_loss`` the native kernel ``F.mse_loss`` calls after its checks), so its
+values are the same to the last bit.
 
 Nothing is planned when a step is overridden (``train_step``, ``test_step``,
 ``compute_loss``, ``compute_metrics``, ``backward_and_step``, ``__call__`` or

@@ -9,7 +9,7 @@ from torch import nn
 
 import cadence
 from cadence.data import Sequence, get_adapter
-from cadence.data import adapters as adapters_module
+from cadence.data import array_adapter as adapters_module
 from cadence.data.adapters import (
     ArrayAdapter,
     DataLoaderAdapter,
