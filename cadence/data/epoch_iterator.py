@@ -104,6 +104,8 @@ class EpochIterator:
                 self.batch_in_epoch += 1
                 produced += 1
                 yield batch
+                if self._live is not live:  # Closed or repositioned meanwhile: start afresh.
+                    break
                 if target is not None and produced >= target:
                     break
             else:

@@ -105,7 +105,8 @@ def needs_plain_logs(callbacks: Any, hook: str) -> bool:
     from cadence.callbacks.callback import overrides
 
     return any(
-        overrides(callback, hook) and not getattr(callback, "accepts_lazy_logs", False)
+        overrides(callback, hook) and callback.wants_hook(hook)
+        and not getattr(callback, "accepts_lazy_logs", False)
         for callback in callbacks
     )
 

@@ -79,7 +79,9 @@ class Mean(Metric):
     points only (it counts batches since the last reset, and that count is part of
     `state_dict()`), never because a value was read, saved or summed over processes, so a
     metric's value does not depend on when a progress bar looked at it, and a resumed run adds
-    in the same order as one that never stopped.
+    in the same order as one that never stopped. So at most `FOLD_EVERY` batch sums are added
+    in float32 before they reach the float64 total; a subclass that writes its own `result()`
+    reads `total + partial`.
 
     Args:
         name: Name of the metric; defaults to `"mean"`.

@@ -1,5 +1,6 @@
 """Regression and crossentropy metrics: the loss functions, averaged over an epoch."""
 
+import math
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ def _elementwise_sum_kernel(op: Any, y_true: Any, y_pred: Any) -> Kernel | None:
     if _fused_elementwise(op, y_true, y_pred) is None:
         return None
     summed = fused.elementwise_kernel(op, y_true, y_pred, reduction="sum")
-    per_sample = y_pred[0].numel()
+    per_sample = math.prod(y_pred.shape[1:])
     if summed is None or per_sample == 1:
         return summed
 

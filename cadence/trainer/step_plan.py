@@ -37,8 +37,27 @@ from cadence.data import tree
 #: The Model methods a planned step stands for; a subclass overriding one is never planned.
 _STEP_METHODS = (
     "train_step", "test_step", "compute_loss", "compute_metrics", "backward_and_step",
-    "__call__", "get_metrics_result",
+    "__call__", "get_metrics_result", "autocast", "_train_on_prediction", "_test_on_prediction",
 )
+
+
+def _owner(cls: type, name: str) -> type | None:
+    """Return the class in ``cls``'s MRO that defines ``name``."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
+def _kernel_speaks_for(obj: Any, kernel: str, methods: tuple[str, ...]) -> bool:
+    """Whether ``obj.<kernel>`` still stands for ``methods``: none is redefined below it.
+
+    A subclass of a built-in loss or metric that overrides ``__call__``, ``fused``,
+    ``update_state`` or ``fused_sum`` (or an instance given its own) must go the general way:
+    the built-in kernel would skip what it changed.
+    """
+    cls = type(obj)
+    kernel_owner = _owner(cls, kernel)
+    if kernel_owner is None or any(name in vars(obj) for name in (kernel, *methods)):
+        return False
+    return all(issubclass(kernel_owner, _owner(cls, name) or object) for name in methods)
 
 
 def _metric_updaters(model: Any, y: Tensor, y_pred: Tensor) -> list[Callable[[Tensor, Tensor, int], None]]:
@@ -46,8 +65,9 @@ def _metric_updaters(model: Any, y: Tensor, y_pred: Tensor) -> list[Callable[[Te
     updaters: list[Callable[[Tensor, Tensor, int], None]] = []
     for metric, _, _ in model._compiled_metrics.entries:
         # Without sample weights, a weighted metric is updated as an unweighted one.
-        kernel_of = getattr(metric, "fused_sum_kernel", None)
-        kernel = kernel_of(y, y_pred) if kernel_of is not None else None
+        kernel = None
+        if _kernel_speaks_for(metric, "fused_sum_kernel", ("update_state", "fused_sum", "_add")):
+            kernel = metric.fused_sum_kernel(y, y_pred)
         if kernel is not None and metric.device == y_pred.device and metric._states:
             add = metric._add
 
@@ -66,7 +86,9 @@ def _loss_kernel(model: Any, y: Tensor, y_pred: Tensor) -> Callable[[Tensor, Ten
     """Return ``kernel(y, y_pred)``: the compiled loss of a batch like this one."""
     compiled_loss = model._compiled_loss
     loss = compiled_loss.losses[0]
-    kernel = loss.fused_kernel(y, y_pred) if hasattr(loss, "fused_kernel") else None
+    kernel = None
+    if _kernel_speaks_for(loss, "fused_kernel", ("__call__", "fused")):
+        kernel = loss.fused_kernel(y, y_pred)
     weight = compiled_loss.weights[0]
     if kernel is None:
         def kernel(target: Tensor, prediction: Tensor) -> Tensor:
@@ -96,8 +118,8 @@ def _plan(model: Any, y: Tensor, y_pred: Tensor, training: bool, general: Callab
     modules = model._modules
     state = model.__dict__
     device = y_pred.device
-    y_dtype, y_tail = y.dtype, y.shape[1:]
-    pred_dtype, pred_tail = y_pred.dtype, y_pred.shape[1:]
+    y_dtype, y_rank, y_tail = y.dtype, y.dim(), y.shape[1:]
+    pred_dtype, pred_rank, pred_tail = y_pred.dtype, y_pred.dim(), y_pred.shape[1:]
 
     def run(data: Any) -> Any:
         if (
@@ -113,7 +135,7 @@ def _plan(model: Any, y: Tensor, y_pred: Tensor, training: bool, general: Callab
             y_pred = modules["module"](x)
         else:
             y_pred = model(x)
-        if type(y_pred) is not Tensor:
+        if type(y_pred) is not Tensor or y_pred.dim() != pred_rank or y.dim() != y_rank:
             return finish(x, y, y_pred, None)
         y_shape, pred_shape = y.shape, y_pred.shape
         if not (
@@ -142,6 +164,8 @@ def _plan(model: Any, y: Tensor, y_pred: Tensor, training: bool, general: Callab
 def _plannable_batch(model: Any, y: Tensor, y_pred: Any) -> bool:
     """Whether batches like this one (after the general step built everything) can be planned."""
     if type(y_pred) is not Tensor or not _settings_plannable(model):
+        return False
+    if y_pred.dim() == 0 or y.dim() == 0 or y.shape[0] == 0:  # Nothing a batch plan can cover.
         return False
     compiled_loss, compiled_metrics = model._compiled_loss, model._compiled_metrics
     if not compiled_loss.built or compiled_loss.names is not None or len(compiled_loss.losses) != 1:

@@ -149,3 +149,30 @@ def test_an_epoch_cut_short_by_the_caller_does_not_shorten_the_next_one():
     epoch = iterator.epoch()
     assert [ids(next(epoch)) for _ in range(2)] == [[2, 3], [4, 5]]  # the caller stops reading here
     assert [ids(b) for b in iterator.epoch()] == [[6, 7], [8, 9], [0, 1]]
+
+
+class _ListAdapter:
+    """An adapter whose passes are plain iterators (no ``close``), as a custom one may be."""
+
+    repeatable = True
+    num_batches = 5
+
+    def iterate(self, pass_index, start=0):
+        return iter([(pass_index, index) for index in range(start, 5)])
+
+
+@pytest.mark.parametrize("move", ["close", "load_state_dict"])
+def test_an_iterator_closed_or_repositioned_mid_epoch_continues_from_the_new_position(move):
+    iterator = EpochIterator(_ListAdapter(), steps_per_epoch=4)
+    seen = []
+    for batch in iterator.epoch():
+        seen.append(batch)
+        if len(seen) == 2:
+            if move == "close":
+                iterator.close()
+            else:
+                iterator.load_state_dict({"pass_index": 3, "batch_in_pass": 2, "batch_in_epoch": 0})
+    if move == "close":  # The same pass, from the batch after the last one read.
+        assert seen == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    else:
+        assert seen == [(0, 0), (0, 1), (3, 2), (3, 3)]

@@ -122,6 +122,12 @@ def test_stop_is_agreed_per_batch_only_when_a_callback_may_stop_in_a_batch_hook(
     assert needs_plain_logs([BatchStopper()], "on_train_batch_end")
     assert not needs_plain_logs([callbacks.ProgbarLogger(), callbacks.TerminateOnNaN()], "on_train_batch_end")
 
+    class Idle(BatchStopper):  # Overrides the hook but says its settings ignore it.
+        def wants_hook(self, hook):
+            return False
+
+    assert not needs_plain_logs([Idle()], "on_train_batch_end")
+
 
 @pytest.mark.parametrize("count", [1, 5, 8, 9])
 @pytest.mark.parametrize("world", [2, 3])

@@ -193,7 +193,8 @@ def test_a_forward_hook_added_during_training_is_called_on_every_later_batch():
 
 @pytest.mark.parametrize(
     "override",
-    ["train_step", "compute_loss", "compute_metrics", "backward_and_step", "get_metrics_result"],
+    ["train_step", "compute_loss", "compute_metrics", "backward_and_step", "get_metrics_result",
+     "autocast", "_train_on_prediction"],
 )
 def test_a_model_that_overrides_a_step_method_is_never_planned(override):
     def passthrough(self, *args, **kwargs):
@@ -260,3 +261,52 @@ def test_an_elementwise_kernel_aligns_and_casts_the_targets_it_was_planned_for()
     kernel = fused.elementwise_kernel(F.mse_loss, target, prediction)
     assert torch.equal(kernel(target, prediction), F.mse_loss(prediction, target[:, None].float()))
     assert fused.elementwise_kernel(F.mse_loss, target, torch.ones(2, 3)) is None
+
+
+class DoubledMSE(cadence.losses.MeanSquaredError):
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return 2 * super().__call__(y_true, y_pred, sample_weight)
+
+
+class ShiftedMSE(cadence.metrics.MeanSquaredError):
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(y_true, y_pred + 1.0, sample_weight)
+
+
+class HalvedMAE(cadence.losses.MeanAbsoluteError):
+    def fused(self, y_true, y_pred):
+        value = super().fused(y_true, y_pred)
+        return None if value is None else value / 2
+
+
+@pytest.mark.parametrize(
+    ("loss", "metrics"),
+    [(DoubledMSE(), ["mae"]), ("mse", [ShiftedMSE()]), (HalvedMAE(), [ShiftedMSE(), "mse"])],
+)
+def test_subclasses_that_change_a_built_in_loss_or_metric_are_computed_their_way(loss, metrics):
+    planned, general = _twins(lambda: nn.Linear(6, 1), optimizer="sgd", loss=loss, metrics=metrics)
+    x, y = _regression()
+    histories = _fit_both(planned, general, x, y, batch_size=16, epochs=2, validation_split=0.25)
+    _assert_same(planned, general, histories)
+
+
+def test_a_model_that_predicts_one_number_per_batch_trains_as_the_general_step():
+    class Total(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(6, 1)
+
+        def forward(self, x):
+            return self.linear(x).mean()
+
+    planned, general = _twins(Total, optimizer="sgd", loss="mse")
+    x, y = _regression()
+    histories = _fit_both(planned, general, x, y, batch_size=16, epochs=2)
+    _assert_same(planned, general, histories)
+
+
+def test_an_elementwise_metric_kernel_planned_from_an_empty_batch_serves_later_batches():
+    metric = cadence.metrics.MeanSquaredError()
+    kernel = metric.fused_sum_kernel(torch.zeros(0, 3), torch.zeros(0, 3))
+    target, prediction = torch.ones(4, 3), torch.zeros(4, 3)
+    assert torch.equal(kernel(target, prediction), torch.tensor(4.0))  # 4 samples, each 1.0.
