@@ -310,3 +310,9 @@ def test_an_elementwise_metric_kernel_planned_from_an_empty_batch_serves_later_b
     kernel = metric.fused_sum_kernel(torch.zeros(0, 3), torch.zeros(0, 3))
     target, prediction = torch.ones(4, 3), torch.zeros(4, 3)
     assert torch.equal(kernel(target, prediction), torch.tensor(4.0))  # 4 samples, each 1.0.
+
+
+def test_a_native_kernel_is_used_only_when_it_exists_and_agrees_with_torch_functional():
+    assert fused._native_of(F.mse_loss, "mse_loss") is torch._C._nn.mse_loss
+    assert fused._native_of(F.mse_loss, "l1_loss") is None  # Another kernel's values.
+    assert fused._native_of(F.mse_loss, "no_such_kernel") is None
