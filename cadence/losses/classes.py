@@ -47,38 +47,37 @@ class _FunctionLoss(Loss):
         return {**super().get_config(), **self.fn_kwargs}
 
 
-class MeanSquaredError(_FunctionLoss):
+class _ElementwiseLoss(_FunctionLoss):
+    """A built-in loss that is the mean of an element-wise error torch computes in one kernel."""
+
+    op: Callable[..., Tensor]  # ``F.mse_loss`` or ``F.l1_loss``.
+
+    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
+        """Return ``op`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
+        pair = fused.dense_pair(y_true, y_pred)
+        return None if pair is None else type(self).op(pair[1], pair[0])
+
+    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return ``op`` with the target's alignment decided once (see ``Loss.fused_kernel``)."""
+        if self.reduction != "sum_over_batch_size":
+            return None
+        return fused.elementwise_kernel(type(self).op, y_true, y_pred)
+
+
+class MeanSquaredError(_ElementwiseLoss):
     """Mean of squared errors (Keras name `mean_squared_error`)."""
 
     default_name = "mean_squared_error"
     fn = regression.mean_squared_error
-
-    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
-        """Return ``F.mse_loss`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
-        return fused.mean_squared_error(y_true, y_pred)
-
-    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return ``F.mse_loss`` with the target's alignment decided once (see ``Loss.fused_kernel``)."""
-        if self.reduction != "sum_over_batch_size":
-            return None
-        return fused.elementwise_kernel(F.mse_loss, y_true, y_pred)
+    op = F.mse_loss
 
 
-class MeanAbsoluteError(_FunctionLoss):
+class MeanAbsoluteError(_ElementwiseLoss):
     """Mean of absolute errors (Keras name `mean_absolute_error`)."""
 
     default_name = "mean_absolute_error"
     fn = regression.mean_absolute_error
-
-    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
-        """Return ``F.l1_loss`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
-        return fused.mean_absolute_error(y_true, y_pred)
-
-    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return ``F.l1_loss`` with the target's alignment decided once (see ``Loss.fused_kernel``)."""
-        if self.reduction != "sum_over_batch_size":
-            return None
-        return fused.elementwise_kernel(F.l1_loss, y_true, y_pred)
+    op = F.l1_loss
 
 
 class MeanAbsolutePercentageError(_FunctionLoss):

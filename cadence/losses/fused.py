@@ -39,18 +39,6 @@ def dense_pair(y_true: Any, y_pred: Any) -> tuple[Tensor, Tensor] | None:
     return y_true, y_pred
 
 
-def mean_squared_error(y_true: Any, y_pred: Any) -> Tensor | None:
-    """Return the unweighted mean squared error in one kernel, or None to use the slow path."""
-    pair = dense_pair(y_true, y_pred)
-    return None if pair is None else F.mse_loss(pair[1], pair[0])
-
-
-def mean_absolute_error(y_true: Any, y_pred: Any) -> Tensor | None:
-    """Return the unweighted mean absolute error in one kernel, or None to use the slow path."""
-    pair = dense_pair(y_true, y_pred)
-    return None if pair is None else F.l1_loss(pair[1], pair[0])
-
-
 def sparse_categorical_crossentropy_from_logits(y_true: Any, y_pred: Any) -> Tensor | None:
     """Return the unweighted crossentropy of logits ``(n, classes)`` and labels ``(n,)``."""
     if type(y_true) is not Tensor or type(y_pred) is not Tensor:

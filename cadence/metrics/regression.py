@@ -1,6 +1,7 @@
 """Regression and crossentropy metrics: the loss functions, averaged over an epoch."""
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,34 +41,36 @@ def _elementwise_sum_kernel(op: Any, y_true: Any, y_pred: Any) -> Kernel | None:
     return kernel
 
 
-class MeanSquaredError(MeanMetricWrapper):
+class _ElementwiseMean(MeanMetricWrapper):
+    """A metric that is the mean of an element-wise error summed by one torch kernel."""
+
+    sum_op: Callable[..., Tensor]  # ``op(y_pred, y_true, reduction="sum")``.
+
+    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
+        """Return the per-sample means' sum with one ``sum_op`` call."""
+        return _fused_elementwise(type(self).sum_op, y_true, y_pred)
+
+    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
+        """Return the errors' sum with the alignment decided once, or ``None``."""
+        return _elementwise_sum_kernel(type(self).sum_op, y_true, y_pred)
+
+
+class MeanSquaredError(_ElementwiseMean):
     """Mean of squared errors (Keras name `mean_squared_error`)."""
+
+    sum_op = F.mse_loss
 
     def __init__(self, name: str | None = "mean_squared_error", dtype: Any = None):
         super().__init__(regression.mean_squared_error, name=name, dtype=dtype)
 
-    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
-        """Return the per-sample means' sum with one ``F.mse_loss(reduction="sum")``."""
-        return _fused_elementwise(F.mse_loss, y_true, y_pred)
 
-    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return the squared errors' sum with the alignment decided once, or ``None``."""
-        return _elementwise_sum_kernel(F.mse_loss, y_true, y_pred)
+class MeanAbsoluteError(_ElementwiseMean):
+    """Mean of absolute errors (Keras name `mean_absolute_error`); sums with ``torch.dist``."""
 
-
-class MeanAbsoluteError(MeanMetricWrapper):
-    """Mean of absolute errors (Keras name `mean_absolute_error`)."""
+    sum_op = fused.absolute_error_sum
 
     def __init__(self, name: str | None = "mean_absolute_error", dtype: Any = None):
         super().__init__(regression.mean_absolute_error, name=name, dtype=dtype)
-
-    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
-        """Return the per-sample means' sum with one ``torch.dist(y_pred, y_true, 1)``."""
-        return _fused_elementwise(fused.absolute_error_sum, y_true, y_pred)
-
-    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return the absolute errors' sum with the alignment decided once, or ``None``."""
-        return _elementwise_sum_kernel(fused.absolute_error_sum, y_true, y_pred)
 
 
 class MeanAbsolutePercentageError(MeanMetricWrapper):
