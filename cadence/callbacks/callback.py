@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cadence.overriding import redefined_below
+
 HOOKS: tuple[str, ...] = (
     "on_train_begin",
     "on_train_end",
@@ -160,7 +162,4 @@ def overridden_below(callback: Callback, owner: type, hook: str) -> bool:
     callback's :meth:`Callback.wants_hook` answers for its own hooks only.
     """
     names = [hook] + ([LEGACY_ALIASES[hook]] if hook in LEGACY_ALIASES else [])
-    return any(
-        name in vars(callback) or getattr(type(callback), name) is not getattr(owner, name)
-        for name in names
-    )
+    return redefined_below(callback, owner, names)

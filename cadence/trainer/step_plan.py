@@ -33,17 +33,13 @@ from typing import Any
 from torch import Tensor
 
 from cadence.data import tree
+from cadence.overriding import defining_class, redefined_below
 
 #: The Model methods a planned step stands for; a subclass overriding one is never planned.
 _STEP_METHODS = (
     "train_step", "test_step", "compute_loss", "compute_metrics", "backward_and_step",
     "__call__", "get_metrics_result", "autocast", "_train_on_prediction", "_test_on_prediction",
 )
-
-
-def _owner(cls: type, name: str) -> type | None:
-    """Return the class in ``cls``'s MRO that defines ``name``."""
-    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
 
 
 def _kernel_speaks_for(obj: Any, kernel: str, methods: tuple[str, ...]) -> bool:
@@ -53,11 +49,8 @@ def _kernel_speaks_for(obj: Any, kernel: str, methods: tuple[str, ...]) -> bool:
     ``update_state`` or ``fused_sum`` (or an instance given its own) must go the general way:
     the built-in kernel would skip what it changed.
     """
-    cls = type(obj)
-    kernel_owner = _owner(cls, kernel)
-    if kernel_owner is None or any(name in vars(obj) for name in (kernel, *methods)):
-        return False
-    return all(issubclass(kernel_owner, _owner(cls, name) or object) for name in methods)
+    kernel_owner = defining_class(type(obj), kernel)
+    return kernel_owner is not None and not redefined_below(obj, kernel_owner, (kernel, *methods))
 
 
 def _metric_updaters(model: Any, y: Tensor, y_pred: Tensor) -> list[Callable[[Tensor, Tensor, int], None]]:
@@ -114,7 +107,7 @@ def _plan(model: Any, y: Tensor, y_pred: Tensor, training: bool, general: Callab
     updaters = tuple(_metric_updaters(model, y, y_pred))
     add_loss = model._loss_tracker._add
     finish = model._train_on_prediction if training else model._test_on_prediction
-    logs = model.get_metrics_result
+    logs = model.get_metrics_result()  # The same lazy view until the model is recompiled.
     modules = model._modules
     state = model.__dict__
     device = y_pred.device
@@ -156,14 +149,14 @@ def _plan(model: Any, y: Tensor, y_pred: Tensor, training: bool, general: Callab
         samples = y_shape[0]
         for update in updaters:
             update(y, y_pred, samples)
-        return logs()
+        return logs
 
     return run
 
 
 def _plannable_batch(model: Any, y: Tensor, y_pred: Any) -> bool:
-    """Whether batches like this one (after the general step built everything) can be planned."""
-    if type(y_pred) is not Tensor or not _settings_plannable(model):
+    """Whether batches like this one can be planned (the settings were checked before the step)."""
+    if type(y_pred) is not Tensor:
         return False
     if y_pred.dim() == 0 or y.dim() == 0 or y.shape[0] == 0:  # Nothing a batch plan can cover.
         return False
@@ -190,11 +183,7 @@ def _steps_overridden(model: Any) -> bool:
     """Whether ``model`` (its class or the instance) replaces a method a plan stands for."""
     from cadence.model import Model
 
-    cls = type(model)
-    return any(
-        getattr(cls, name) is not getattr(Model, name) or name in model.__dict__
-        for name in _STEP_METHODS
-    )
+    return redefined_below(model, Model, _STEP_METHODS)
 
 
 def _planned(model: Any, training: bool) -> Callable[[Any], Any]:
