@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from cadence.callbacks.monitor import MonitorCallback
+from cadence.optimizers import check_settable_learning_rate
 
 
 def get_learning_rate(optimizer: Any) -> float:
@@ -86,6 +87,11 @@ class ReduceLROnPlateau(MonitorCallback):
         self.best = self._worst()
         self.wait = 0
         self.cooldown_counter = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Refuse an optimizer driven by a learning-rate schedule (Keras's TypeError), then start."""
+        check_settable_learning_rate(getattr(self.model, "optimizer", None))
+        super().on_train_begin(logs)
 
     def in_cooldown(self) -> bool:
         """Return whether a reduction happened less than ``cooldown`` epochs ago."""

@@ -31,10 +31,19 @@ from typing import Any
 
 import torch
 
-from cadence.optimizers import clipping
+from cadence.optimizers import clipping, ema
 from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
+from cadence.optimizers.schedules import LearningRateSchedule, serialize
 
 ITERATIONS_KEY = "iterations"
+
+SCHEDULE_NOT_SETTABLE = (
+    "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
+    "constructor argument, hence its learning rate is not settable. If you need the learning "
+    "rate to be settable, you should instantiate the optimizer with a float `learning_rate` "
+    "argument."
+)
+"""Keras's message when a learning rate driven by a schedule is assigned a number."""
 
 
 HYPERPARAMETERS = (
@@ -132,14 +141,30 @@ class OptimizerMixin:
     and `clipvalue` (each element) clip the `.grad` tensors inside `step()`, before the
     torch update, without host synchronisation. At most one may be set. When `step` is
     given a closure, the gradients it computes are clipped after it runs.
+
+    `learning_rate` may also be a `cadence.optimizers.schedules.LearningRateSchedule`
+    (or, as in Keras, a callable taking no argument): before every step the rate of every
+    group is set to `schedule(iterations)`. Reading `learning_rate` then gives the rate
+    for the next step, and assigning a number raises Keras's `TypeError`.
+
+    `decay` is tf.keras 2's time-based decay: when it is above 0, each step uses
+    `learning_rate / (1 + decay * iterations)` while `learning_rate` itself keeps its
+    value.
+
+    `use_ema`, `ema_momentum` and `ema_overwrite_frequency` are Keras 3's exponential
+    moving average of the weights (see `cadence.optimizers.ema`); the averages are saved
+    by `state_dict()` under ``"ema_averages"``, and `finalize_variable_values()` (called
+    by `fit` after the last epoch) copies them into the weights.
     """
 
     _cadence_base: type[torch.optim.Optimizer]
     _cadence_iterations: int
     _cadence_clip: dict[str, float | None]
 
-    learning_rate = _hyperparameter("learning_rate", "The learning rate (torch's `lr`).")
-    lr = learning_rate
+    _cadence_rate: Any
+    _cadence_decay: float
+    _cadence_ema: tuple[bool, float, int | None]
+    _cadence_averages: list[torch.Tensor] | None
     momentum = _hyperparameter("momentum", "Momentum: `momentum` or `betas[0]`.")
     weight_decay = _hyperparameter("weight_decay", "Weight decay (torch's `weight_decay`).")
     epsilon = _hyperparameter("epsilon", "The numerical-stability epsilon (torch's `eps`).")
@@ -150,13 +175,155 @@ class OptimizerMixin:
     clipvalue = _clip_setting("clipvalue")
     global_clipnorm = _clip_setting("global_clipnorm")
 
-    def _cadence_setup(self, clip: dict[str, Any] | None = None, iterations: int = 0) -> None:
+    def _cadence_setup(
+        self,
+        clip: dict[str, Any] | None = None,
+        iterations: int = 0,
+        rate: Any = None,
+        decay: Any = 0.0,
+        ema_settings: tuple[Any, Any, Any] = (False, 0.99, None),
+        averages: list[torch.Tensor] | None = None,
+    ) -> None:
         """Installs the counters and hooks; called once per optimizer object."""
         self._cadence_iterations = iterations
         self._cadence_clip = dict.fromkeys(clipping.CLIP_NAMES)
         self._cadence_clip_handle = None
-        self._cadence_count_handle = self.register_step_post_hook(_count_step)
+        self._cadence_rate = None
+        self._cadence_decay = 0.0
+        self._cadence_rate_handle = None
+        self._cadence_undecayed: list[Any] | None = None
+        self._cadence_ema = ema.check_settings(*ema_settings)
+        self._cadence_averages = averages
+        self._cadence_count_handle = self.register_step_post_hook(_after_step)
         self._set_clipping(**(clip or {}))
+        self.decay = decay
+        if rate is not None:
+            self.learning_rate = rate
+
+    def _update_rate_hook(self) -> None:
+        active = self._cadence_rate is not None or self._cadence_decay > 0
+        if active and self._cadence_rate_handle is None:
+            self._cadence_rate_handle = self.register_step_pre_hook(_rate_before_step)
+        elif not active and self._cadence_rate_handle is not None:
+            self._cadence_rate_handle.remove()
+            self._cadence_rate_handle = None
+
+    def _scheduled_rate(self) -> float:
+        """Return the rate the schedule (or rate callable) gives for the next step."""
+        rate = self._cadence_rate
+        if isinstance(rate, LearningRateSchedule):
+            return to_scalar(rate(self._cadence_iterations), "learning_rate")
+        return to_scalar(rate(), "learning_rate")
+
+    @property
+    def learning_rate(self) -> Hyperparameter:
+        """The learning rate (torch's `lr`), or the schedule's rate for the next step.
+
+        Assign a number, or a `LearningRateSchedule` (or a callable without arguments)
+        to drive the rate from then on. Assigning a number to an optimizer driven by a
+        `LearningRateSchedule` raises `TypeError`, as in Keras.
+        """
+        if self._cadence_rate is None:
+            return _read(self, "learning_rate")
+        return Hyperparameter(self._scheduled_rate(), self, "learning_rate")
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        if isinstance(value, LearningRateSchedule) or (
+            callable(value) and not isinstance(value, torch.Tensor)
+        ):
+            _location(self, "learning_rate")
+            self._cadence_rate = value
+            _write(self, "learning_rate", self._scheduled_rate())
+            self._update_rate_hook()
+            return
+        if isinstance(self._cadence_rate, LearningRateSchedule):
+            raise TypeError(SCHEDULE_NOT_SETTABLE)
+        _write(self, "learning_rate", value)
+        self._cadence_rate = None
+        self._update_rate_hook()
+
+    lr = learning_rate
+
+    @property
+    def learning_rate_schedule(self) -> LearningRateSchedule | None:
+        """The `LearningRateSchedule` driving the learning rate, or `None`."""
+        rate = self._cadence_rate
+        return rate if isinstance(rate, LearningRateSchedule) else None
+
+    @property
+    def decay(self) -> float:
+        """tf.keras 2's time-based decay: steps use `learning_rate / (1 + decay * iterations)`."""
+        return self._cadence_decay
+
+    @decay.setter
+    def decay(self, value: Any) -> None:
+        number = 0.0 if value is None else to_scalar(value, "decay")
+        if number < 0.0:
+            raise ValueError(f"decay cannot be less than 0. Received: decay={value}.")
+        self._cadence_decay = number
+        self._update_rate_hook()
+
+    @property
+    def use_ema(self) -> bool:
+        """Whether a moving average of the weights is kept (Keras 3's `use_ema`)."""
+        return self._cadence_ema[0]
+
+    @use_ema.setter
+    def use_ema(self, value: Any) -> None:
+        self._cadence_ema = ema.check_settings(value, *self._cadence_ema[1:])
+
+    @property
+    def ema_momentum(self) -> float:
+        """The moving average's momentum, in [0, 1]."""
+        return self._cadence_ema[1]
+
+    @ema_momentum.setter
+    def ema_momentum(self, value: Any) -> None:
+        use, _, frequency = self._cadence_ema
+        self._cadence_ema = ema.check_settings(use, value, frequency)
+
+    @property
+    def ema_overwrite_frequency(self) -> int | None:
+        """Every this many steps the weights are overwritten by their averages (None: never)."""
+        return self._cadence_ema[2]
+
+    @ema_overwrite_frequency.setter
+    def ema_overwrite_frequency(self, value: Any) -> None:
+        use, momentum, _ = self._cadence_ema
+        self._cadence_ema = ema.check_settings(use, momentum, value)
+
+    def _managed_params(self) -> list[torch.Tensor]:
+        return [param for group in self.param_groups for param in group["params"]]
+
+    def _update_averages(self) -> None:
+        params = self._managed_params()
+        if self._cadence_averages is None:
+            self._cadence_averages = ema.new_averages(params)
+        ema.update_(
+            self._cadence_averages, params, self._cadence_ema[1], self._cadence_iterations == 0
+        )
+        frequency = self._cadence_ema[2]
+        if frequency and (self._cadence_iterations + 1) % frequency == 0:
+            ema.overwrite_(params, self._cadence_averages)
+
+    def finalize_variable_values(self, var_list: Sequence[torch.Tensor] | None = None) -> None:
+        """Copy the moving averages into the weights when `use_ema` is on, as Keras does.
+
+        `fit` calls it after the last epoch. Without `use_ema`, or before any step, it
+        does nothing.
+
+        Args:
+            var_list: The parameters to overwrite, in the optimizer's order; defaults to
+                every parameter of every group.
+
+        Raises:
+            ValueError: If `var_list` has another length than the averages.
+        """
+        if not self._cadence_ema[0] or self._cadence_averages is None:
+            return
+        params = self._managed_params() if var_list is None else list(var_list)
+        ema.overwrite_(params, self._cadence_averages)
 
     def _set_clipping(self, **settings: Any) -> None:
         new = dict(self._cadence_clip)
@@ -190,9 +357,15 @@ class OptimizerMixin:
         self._cadence_iterations = _to_count(value)
 
     def state_dict(self) -> dict[str, Any]:
-        """Return torch's optimizer state dict plus the step count under ``"iterations"``."""
+        """Return torch's optimizer state dict plus the step count under ``"iterations"``.
+
+        With `use_ema`, the moving averages (once a step has created them) are under
+        ``"ema_averages"``, one tensor per parameter in the groups' order.
+        """
         state = super().state_dict()
         state[ITERATIONS_KEY] = self._cadence_iterations
+        if self._cadence_averages is not None:
+            state[ema.EMA_KEY] = list(self._cadence_averages)
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -200,6 +373,7 @@ class OptimizerMixin:
 
         Without an ``"iterations"`` entry (a plain torch state dict), the step count is
         taken from the largest per-parameter ``"step"`` in the state, or 0 if none.
+        Without ``"ema_averages"``, the averages start afresh at the next step.
 
         Args:
             state_dict: The dict returned by `state_dict()`.
@@ -207,7 +381,11 @@ class OptimizerMixin:
         """
         state_dict = dict(state_dict)
         iterations = state_dict.pop(ITERATIONS_KEY, None)
+        averages = state_dict.pop(ema.EMA_KEY, None)
+        if averages is not None:
+            averages = ema.check_loaded(averages, self._managed_params())
         super().load_state_dict(state_dict)
+        self._cadence_averages = averages
         if iterations is None:
             steps = [
                 entry["step"] for entry in self.state.values() if "step" in entry
@@ -284,13 +462,27 @@ class OptimizerMixin:
         for flag in ("nesterov", "amsgrad", "centered", "initial_accumulator_value"):
             if flag in self.defaults:
                 config[flag] = self.defaults[flag]
+        if self._cadence_rate is not None:
+            rate = self._cadence_rate
+            config["learning_rate"] = (
+                serialize(rate) if isinstance(rate, LearningRateSchedule) else rate
+            )
         config.update(self._cadence_clip)
+        config["use_ema"], config["ema_momentum"], config["ema_overwrite_frequency"] = (
+            self._cadence_ema
+        )
+        if self._cadence_decay:
+            config["decay"] = self._cadence_decay
         return config
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["_cadence_iterations"] = self._cadence_iterations
         state["_cadence_clip"] = dict(self._cadence_clip)
+        state["_cadence_rate"] = self._cadence_rate
+        state["_cadence_decay"] = self._cadence_decay
+        state["_cadence_ema"] = self._cadence_ema
+        state["_cadence_averages"] = self._cadence_averages
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -299,12 +491,34 @@ class OptimizerMixin:
         state = dict(state)
         iterations = state.pop("_cadence_iterations", 0)
         clip = state.pop("_cadence_clip", None)
+        extras = {
+            "rate": state.pop("_cadence_rate", None),
+            "decay": state.pop("_cadence_decay", 0.0),
+            "ema_settings": state.pop("_cadence_ema", (False, 0.99, None)),
+            "averages": state.pop("_cadence_averages", None),
+        }
         super().__setstate__(state)
         if "_cadence_count_handle" not in self.__dict__:
-            self._cadence_setup(clip=clip, iterations=iterations)
+            self._cadence_setup(clip=clip, iterations=iterations, **extras)
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Callable[..., Any], tuple[Any], Any]:
         return (_restore, (type(self)._cadence_base,), self.__getstate__())
+
+
+def check_settable_learning_rate(optimizer: Any) -> None:
+    """Raise Keras's `TypeError` if `optimizer`'s learning rate is driven by a schedule.
+
+    Callbacks that assign the learning rate (LearningRateScheduler, ReduceLROnPlateau)
+    call it at `on_train_begin`, so they refuse such an optimizer before any batch runs.
+
+    Args:
+        optimizer: The model's optimizer (any object).
+
+    Raises:
+        TypeError: If the optimizer's learning rate is a `LearningRateSchedule`.
+    """
+    if isinstance(optimizer, OptimizerMixin) and optimizer.learning_rate_schedule is not None:
+        raise TypeError(SCHEDULE_NOT_SETTABLE)
 
 
 def _to_count(value: Any) -> int:
@@ -314,7 +528,37 @@ def _to_count(value: Any) -> int:
     return int(number)
 
 
-def _count_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
+def _rate_before_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
+    """Set the scheduled rate, then tf.keras 2's decay, before the torch update."""
+    if optimizer._cadence_rate is not None:
+        _write(optimizer, "learning_rate", optimizer._scheduled_rate())
+    decay = optimizer._cadence_decay
+    if decay > 0:
+        divisor = 1.0 + decay * optimizer._cadence_iterations
+        saved = []
+        for group in optimizer.param_groups:
+            current = group["lr"]
+            if isinstance(current, torch.Tensor):
+                saved.append(current.clone())
+                current.div_(divisor)
+            else:
+                saved.append(current)
+                group["lr"] = current / divisor
+        optimizer._cadence_undecayed = saved
+
+
+def _after_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
+    """Undo the decay, update the moving averages, then count the step."""
+    saved = optimizer._cadence_undecayed
+    if saved is not None:
+        for group, value in zip(optimizer.param_groups, saved, strict=True):
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].copy_(value)
+            else:
+                group["lr"] = value
+        optimizer._cadence_undecayed = None
+    if optimizer._cadence_ema[0]:
+        optimizer._update_averages()
     optimizer._cadence_iterations += 1
 
 

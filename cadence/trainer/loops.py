@@ -32,6 +32,7 @@ from cadence.callbacks.callback_list import CallbackList
 from cadence.callbacks.timing import format_callback_times
 from cadence.data import EpochIterator, get_adapter, tree
 from cadence.data.adapters import is_array_like
+from cadence.optimizers import OptimizerMixin
 from cadence.data.class_weight import (
     apply_class_weight,
     check_class_weight,
@@ -196,6 +197,8 @@ def fit(
         if model.stop_training or iterator.exhausted:
             break
         epoch += 1
+    if epochs > 0 and isinstance(model.optimizer, OptimizerMixin):
+        model.optimizer.finalize_variable_values()  # Keras 3: EMA weights replace the raw ones.
     callback_list.on_train_end(training_logs)
     model.history = callback_list.history
     model.history.callback_times = callback_list.callback_times() if profile_callbacks else None
