@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from cadence.callbacks.callback import Callback
-from cadence.optimizers import check_settable_learning_rate
 from cadence.callbacks.hyperparameter_scheduler import (
     check_verbose,
     read_hyperparameter,
@@ -16,6 +15,7 @@ from cadence.callbacks.hyperparameter_scheduler import (
     to_number,
     write_hyperparameter,
 )
+from cadence.optimizers import check_settable_learning_rate
 
 _OWNER = "LearningRateScheduler"
 

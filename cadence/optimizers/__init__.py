@@ -11,13 +11,8 @@ also has Keras's attributes: `learning_rate` / `lr`, `momentum`, `weight_decay`,
 
 from cadence.optimizers import schedules
 from cadence.optimizers.hyperparameter import Hyperparameter
-from cadence.optimizers.mixin import (
-    SCHEDULE_NOT_SETTABLE,
-    OptimizerMixin,
-    check_settable_learning_rate,
-    mixed_class,
-    wrap,
-)
+from cadence.optimizers.mixin import OptimizerMixin, mixed_class, wrap
+from cadence.optimizers.rate import SCHEDULE_NOT_SETTABLE, check_settable_learning_rate
 from cadence.optimizers.registry import NAMES, get
 from cadence.optimizers.specs import (
     SGD,

@@ -101,6 +101,76 @@ def overwrite_(params: Sequence[torch.Tensor], averages: Sequence[torch.Tensor])
         param.copy_(average)
 
 
+class EmaMixin:
+    """Keras 3's `use_ema`, `ema_momentum`, `ema_overwrite_frequency` on a torch optimizer."""
+
+    _cadence_ema: tuple[bool, float, int | None]
+    _cadence_averages: list[torch.Tensor] | None
+    _cadence_iterations: int
+    param_groups: list[dict[str, Any]]
+
+    @property
+    def use_ema(self) -> bool:
+        """Whether a moving average of the weights is kept (Keras 3's `use_ema`)."""
+        return self._cadence_ema[0]
+
+    @use_ema.setter
+    def use_ema(self, value: Any) -> None:
+        self._cadence_ema = check_settings(value, *self._cadence_ema[1:])
+
+    @property
+    def ema_momentum(self) -> float:
+        """The moving average's momentum, in [0, 1]."""
+        return self._cadence_ema[1]
+
+    @ema_momentum.setter
+    def ema_momentum(self, value: Any) -> None:
+        use, _, frequency = self._cadence_ema
+        self._cadence_ema = check_settings(use, value, frequency)
+
+    @property
+    def ema_overwrite_frequency(self) -> int | None:
+        """Every this many steps the weights are overwritten by their averages (None: never)."""
+        return self._cadence_ema[2]
+
+    @ema_overwrite_frequency.setter
+    def ema_overwrite_frequency(self, value: Any) -> None:
+        use, momentum, _ = self._cadence_ema
+        self._cadence_ema = check_settings(use, momentum, value)
+
+    def _managed_params(self) -> list[torch.Tensor]:
+        return [param for group in self.param_groups for param in group["params"]]
+
+    def _update_averages(self) -> None:
+        params = self._managed_params()
+        if self._cadence_averages is None:
+            self._cadence_averages = new_averages(params)
+        update_(
+            self._cadence_averages, params, self._cadence_ema[1], self._cadence_iterations == 0
+        )
+        frequency = self._cadence_ema[2]
+        if frequency and (self._cadence_iterations + 1) % frequency == 0:
+            overwrite_(params, self._cadence_averages)
+
+    def finalize_variable_values(self, var_list: Sequence[torch.Tensor] | None = None) -> None:
+        """Copy the moving averages into the weights when `use_ema` is on, as Keras does.
+
+        `fit` calls it after the last epoch. Without `use_ema`, or before any step, it
+        does nothing.
+
+        Args:
+            var_list: The parameters to overwrite, in the optimizer's order; defaults to
+                every parameter of every group.
+
+        Raises:
+            ValueError: If `var_list` has another length than the averages.
+        """
+        if not self._cadence_ema[0] or self._cadence_averages is None:
+            return
+        params = self._managed_params() if var_list is None else list(var_list)
+        overwrite_(params, self._cadence_averages)
+
+
 def check_loaded(
     loaded: Any, params: Sequence[torch.Tensor]
 ) -> list[torch.Tensor]:

@@ -32,86 +32,22 @@ from typing import Any
 import torch
 
 from cadence.optimizers import clipping, ema
+from cadence.optimizers.ema import EmaMixin
+from cadence.optimizers.groups import HYPERPARAMETERS, find, read, write
 from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
+from cadence.optimizers.rate import RateMixin
 from cadence.optimizers.schedules import LearningRateSchedule, serialize
 
 ITERATIONS_KEY = "iterations"
 
-SCHEDULE_NOT_SETTABLE = (
-    "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
-    "constructor argument, hence its learning rate is not settable. If you need the learning "
-    "rate to be settable, you should instantiate the optimizer with a float `learning_rate` "
-    "argument."
-)
-"""Keras's message when a learning rate driven by a schedule is assigned a number."""
-
-
-HYPERPARAMETERS = (
-    "learning_rate", "momentum", "beta_1", "beta_2", "rho", "epsilon", "weight_decay"
-)
-
-
-def _find(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None] | None:
-    """Find the parameter-group entry behind a Keras hyperparameter name, or None."""
-    group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
-    if name == "learning_rate" and "lr" in group:
-        return "lr", None
-    if name in ("momentum", "weight_decay") and name in group:
-        return name, None
-    if name in ("momentum", "beta_1") and "betas" in group:
-        return "betas", 0
-    if name == "beta_2" and "betas" in group:
-        return "betas", 1
-    if name == "epsilon" and "eps" in group:
-        return "eps", None
-    if name == "rho" and "rho" in group:
-        return "rho", None
-    if name == "rho" and isinstance(optimizer, torch.optim.RMSprop) and "alpha" in group:
-        return "alpha", None
-    return None
-
-
-def _location(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None]:
-    """Find the parameter-group entry behind a Keras hyperparameter name, or raise."""
-    location = _find(optimizer, name)
-    if location is None:
-        present = [other for other in HYPERPARAMETERS if _find(optimizer, other) is not None]
-        raise AttributeError(
-            f"{type(optimizer).__name__} optimizer has no hyperparameter {name!r}; "
-            f"it has: {', '.join(present)}."
-        )
-    return location
-
-
-def _read(optimizer: torch.optim.Optimizer, name: str) -> Hyperparameter:
-    key, index = _location(optimizer, name)
-    group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
-    value = group[key] if index is None else group[key][index]
-    return Hyperparameter(to_scalar(value, name), optimizer, name)
-
-
-def _write(optimizer: torch.optim.Optimizer, name: str, value: Any) -> None:
-    key, index = _location(optimizer, name)
-    number = to_scalar(value, name)
-    for group in optimizer.param_groups:
-        current = group[key] if index is None else group[key][index]
-        if isinstance(current, torch.Tensor):
-            current.fill_(number)
-            continue
-        if index is None:
-            group[key] = number
-        else:
-            entries = list(group[key])
-            entries[index] = number
-            group[key] = tuple(entries)
 
 
 def _hyperparameter(name: str, doc: str) -> property:
     def getter(self: torch.optim.Optimizer) -> Hyperparameter:
-        return _read(self, name)
+        return read(self, name)
 
     def setter(self: torch.optim.Optimizer, value: Any) -> None:
-        _write(self, name, value)
+        write(self, name, value)
 
     return property(getter, setter, doc=doc)
 
@@ -126,7 +62,7 @@ def _clip_setting(name: str) -> property:
     return property(getter, setter, doc=f"The Keras `{name}` gradient clipping setting.")
 
 
-class OptimizerMixin:
+class OptimizerMixin(RateMixin, EmaMixin):
     """Keras-style attributes and methods for a torch optimizer.
 
     Do not instantiate it; `cadence.optimizers.get` and `wrap` put it in front of a torch
@@ -200,130 +136,7 @@ class OptimizerMixin:
         if rate is not None:
             self.learning_rate = rate
 
-    def _update_rate_hook(self) -> None:
-        active = self._cadence_rate is not None or self._cadence_decay > 0
-        if active and self._cadence_rate_handle is None:
-            self._cadence_rate_handle = self.register_step_pre_hook(_rate_before_step)
-        elif not active and self._cadence_rate_handle is not None:
-            self._cadence_rate_handle.remove()
-            self._cadence_rate_handle = None
 
-    def _scheduled_rate(self) -> float:
-        """Return the rate the schedule (or rate callable) gives for the next step."""
-        rate = self._cadence_rate
-        if isinstance(rate, LearningRateSchedule):
-            return to_scalar(rate(self._cadence_iterations), "learning_rate")
-        return to_scalar(rate(), "learning_rate")
-
-    @property
-    def learning_rate(self) -> Hyperparameter:
-        """The learning rate (torch's `lr`), or the schedule's rate for the next step.
-
-        Assign a number, or a `LearningRateSchedule` (or a callable without arguments)
-        to drive the rate from then on. Assigning a number to an optimizer driven by a
-        `LearningRateSchedule` raises `TypeError`, as in Keras.
-        """
-        if self._cadence_rate is None:
-            return _read(self, "learning_rate")
-        return Hyperparameter(self._scheduled_rate(), self, "learning_rate")
-
-    @learning_rate.setter
-    def learning_rate(self, value: Any) -> None:
-        if isinstance(value, LearningRateSchedule) or (
-            callable(value) and not isinstance(value, torch.Tensor)
-        ):
-            _location(self, "learning_rate")
-            self._cadence_rate = value
-            _write(self, "learning_rate", self._scheduled_rate())
-            self._update_rate_hook()
-            return
-        if isinstance(self._cadence_rate, LearningRateSchedule):
-            raise TypeError(SCHEDULE_NOT_SETTABLE)
-        _write(self, "learning_rate", value)
-        self._cadence_rate = None
-        self._update_rate_hook()
-
-    lr = learning_rate
-
-    @property
-    def learning_rate_schedule(self) -> LearningRateSchedule | None:
-        """The `LearningRateSchedule` driving the learning rate, or `None`."""
-        rate = self._cadence_rate
-        return rate if isinstance(rate, LearningRateSchedule) else None
-
-    @property
-    def decay(self) -> float:
-        """tf.keras 2's time-based decay: steps use `learning_rate / (1 + decay * iterations)`."""
-        return self._cadence_decay
-
-    @decay.setter
-    def decay(self, value: Any) -> None:
-        number = 0.0 if value is None else to_scalar(value, "decay")
-        if number < 0.0:
-            raise ValueError(f"decay cannot be less than 0. Received: decay={value}.")
-        self._cadence_decay = number
-        self._update_rate_hook()
-
-    @property
-    def use_ema(self) -> bool:
-        """Whether a moving average of the weights is kept (Keras 3's `use_ema`)."""
-        return self._cadence_ema[0]
-
-    @use_ema.setter
-    def use_ema(self, value: Any) -> None:
-        self._cadence_ema = ema.check_settings(value, *self._cadence_ema[1:])
-
-    @property
-    def ema_momentum(self) -> float:
-        """The moving average's momentum, in [0, 1]."""
-        return self._cadence_ema[1]
-
-    @ema_momentum.setter
-    def ema_momentum(self, value: Any) -> None:
-        use, _, frequency = self._cadence_ema
-        self._cadence_ema = ema.check_settings(use, value, frequency)
-
-    @property
-    def ema_overwrite_frequency(self) -> int | None:
-        """Every this many steps the weights are overwritten by their averages (None: never)."""
-        return self._cadence_ema[2]
-
-    @ema_overwrite_frequency.setter
-    def ema_overwrite_frequency(self, value: Any) -> None:
-        use, momentum, _ = self._cadence_ema
-        self._cadence_ema = ema.check_settings(use, momentum, value)
-
-    def _managed_params(self) -> list[torch.Tensor]:
-        return [param for group in self.param_groups for param in group["params"]]
-
-    def _update_averages(self) -> None:
-        params = self._managed_params()
-        if self._cadence_averages is None:
-            self._cadence_averages = ema.new_averages(params)
-        ema.update_(
-            self._cadence_averages, params, self._cadence_ema[1], self._cadence_iterations == 0
-        )
-        frequency = self._cadence_ema[2]
-        if frequency and (self._cadence_iterations + 1) % frequency == 0:
-            ema.overwrite_(params, self._cadence_averages)
-
-    def finalize_variable_values(self, var_list: Sequence[torch.Tensor] | None = None) -> None:
-        """Copy the moving averages into the weights when `use_ema` is on, as Keras does.
-
-        `fit` calls it after the last epoch. Without `use_ema`, or before any step, it
-        does nothing.
-
-        Args:
-            var_list: The parameters to overwrite, in the optimizer's order; defaults to
-                every parameter of every group.
-
-        Raises:
-            ValueError: If `var_list` has another length than the averages.
-        """
-        if not self._cadence_ema[0] or self._cadence_averages is None:
-            return
-        params = self._managed_params() if var_list is None else list(var_list)
-        ema.overwrite_(params, self._cadence_averages)
 
     def _set_clipping(self, **settings: Any) -> None:
         new = dict(self._cadence_clip)
@@ -456,9 +269,9 @@ class OptimizerMixin:
         """Return the Keras-style configuration: name, hyperparameters and clipping."""
         config: dict[str, Any] = {"name": type(self).__name__.lower()}
         for name in HYPERPARAMETERS:
-            location = _find(self, name)
+            location = find(self, name)
             if location is not None and (name != "momentum" or location[0] == "momentum"):
-                config[name] = float(_read(self, name))
+                config[name] = float(read(self, name))
         for flag in ("nesterov", "amsgrad", "centered", "initial_accumulator_value"):
             if flag in self.defaults:
                 config[flag] = self.defaults[flag]
@@ -505,21 +318,6 @@ class OptimizerMixin:
         return (_restore, (type(self)._cadence_base,), self.__getstate__())
 
 
-def check_settable_learning_rate(optimizer: Any) -> None:
-    """Raise Keras's `TypeError` if `optimizer`'s learning rate is driven by a schedule.
-
-    Callbacks that assign the learning rate (LearningRateScheduler, ReduceLROnPlateau)
-    call it at `on_train_begin`, so they refuse such an optimizer before any batch runs.
-
-    Args:
-        optimizer: The model's optimizer (any object).
-
-    Raises:
-        TypeError: If the optimizer's learning rate is a `LearningRateSchedule`.
-    """
-    if isinstance(optimizer, OptimizerMixin) and optimizer.learning_rate_schedule is not None:
-        raise TypeError(SCHEDULE_NOT_SETTABLE)
-
 
 def _to_count(value: Any) -> int:
     number = to_scalar(value, ITERATIONS_KEY)
@@ -528,35 +326,10 @@ def _to_count(value: Any) -> int:
     return int(number)
 
 
-def _rate_before_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
-    """Set the scheduled rate, then tf.keras 2's decay, before the torch update."""
-    if optimizer._cadence_rate is not None:
-        _write(optimizer, "learning_rate", optimizer._scheduled_rate())
-    decay = optimizer._cadence_decay
-    if decay > 0:
-        divisor = 1.0 + decay * optimizer._cadence_iterations
-        saved = []
-        for group in optimizer.param_groups:
-            current = group["lr"]
-            if isinstance(current, torch.Tensor):
-                saved.append(current.clone())
-                current.div_(divisor)
-            else:
-                saved.append(current)
-                group["lr"] = current / divisor
-        optimizer._cadence_undecayed = saved
-
 
 def _after_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
     """Undo the decay, update the moving averages, then count the step."""
-    saved = optimizer._cadence_undecayed
-    if saved is not None:
-        for group, value in zip(optimizer.param_groups, saved, strict=True):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].copy_(value)
-            else:
-                group["lr"] = value
-        optimizer._cadence_undecayed = None
+    optimizer._restore_undecayed()
     if optimizer._cadence_ema[0]:
         optimizer._update_averages()
     optimizer._cadence_iterations += 1

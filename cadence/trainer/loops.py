@@ -32,12 +32,12 @@ from cadence.callbacks.callback_list import CallbackList
 from cadence.callbacks.timing import format_callback_times
 from cadence.data import EpochIterator, get_adapter, tree
 from cadence.data.adapters import is_array_like
-from cadence.optimizers import OptimizerMixin
 from cadence.data.class_weight import (
     apply_class_weight,
     check_class_weight,
     sample_weight_from_class_weight,
 )
+from cadence.optimizers import OptimizerMixin
 from cadence.trainer import arguments, step_plan
 from cadence.trainer.logs import to_python
 from cadence.trainer.state import TrainState
