@@ -5,6 +5,7 @@ from typing import Any
 from torch import Tensor
 
 from cadence.losses import overlap, regression
+from cadence.losses.shapes import EPSILON, align_ranks, float_predictions, to_tensor
 from cadence.metrics.reduction import MeanMetricWrapper
 
 
@@ -20,6 +21,83 @@ def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Tensor:
         Per-sample similarities of shape `(batch,)`, in `[-1, 1]`.
     """
     return -regression.cosine_similarity(y_true, y_pred, axis=axis)
+
+
+def _aligned(y_true: Any, y_pred: Any) -> tuple[Tensor, Tensor]:
+    y_pred = float_predictions(y_pred)
+    return align_ranks(to_tensor(y_true, like=y_pred).to(y_pred.dtype), y_pred)
+
+
+def pearson_correlation(y_true: Any, y_pred: Any, axis: int = -1) -> Tensor:
+    """Returns Pearson's correlation along `axis` for each sample, as Keras computes it.
+
+    Args:
+        y_true: Targets of shape `(batch, features)`.
+        y_pred: Predictions of the same shape.
+        axis: The axis the correlation is taken along.
+
+    Returns:
+        Per-sample correlations (population standard deviations).
+    """
+    y_true, y_pred = _aligned(y_true, y_pred)
+    true_centered = y_true - y_true.mean(dim=axis, keepdim=True)
+    pred_centered = y_pred - y_pred.mean(dim=axis, keepdim=True)
+    true_centered = true_centered / true_centered.std(dim=axis, keepdim=True, correction=0)
+    pred_centered = pred_centered / pred_centered.std(dim=axis, keepdim=True, correction=0)
+    return (true_centered * pred_centered).mean(dim=axis)
+
+
+def concordance_correlation(y_true: Any, y_pred: Any, axis: int = -1) -> Tensor:
+    """Returns Lin's concordance correlation along `axis` for each sample, as Keras computes it.
+
+    Keras 3 centres the targets on the predictions' mean in the covariance term
+    (`(y_true - mean(y_pred)) * (y_pred - mean(y_pred))`); cadence does the same so the
+    values agree.
+
+    Args:
+        y_true: Targets of shape `(batch, features)`.
+        y_pred: Predictions of the same shape.
+        axis: The axis the correlation is taken along.
+
+    Returns:
+        Per-sample concordance correlations.
+    """
+    y_true, y_pred = _aligned(y_true, y_pred)
+    true_mean = y_true.mean(dim=axis, keepdim=True)
+    pred_mean = y_pred.mean(dim=axis, keepdim=True)
+    true_var = (y_true - true_mean).var(dim=axis, keepdim=True, correction=0)
+    pred_var = (y_pred - pred_mean).var(dim=axis, keepdim=True, correction=0)
+    covariance = (y_true - pred_mean) * (y_pred - pred_mean)
+    norm = true_var + pred_var + (true_mean - pred_mean) ** 2
+    return (2 * covariance / (norm + EPSILON)).mean(dim=axis)
+
+
+class PearsonCorrelation(MeanMetricWrapper):
+    """The mean over samples of Pearson's correlation along `axis`.
+
+    Args:
+        name: Name of the metric. Defaults to `"pearson_correlation"`.
+        dtype: Dtype of `result()`.
+        axis: The axis the correlation is taken along. Defaults to -1.
+    """
+
+    def __init__(self, name: str = "pearson_correlation", dtype: Any = None, axis: int = -1):
+        super().__init__(pearson_correlation, name=name, dtype=dtype, axis=axis)
+        self.axis = axis
+
+
+class ConcordanceCorrelation(MeanMetricWrapper):
+    """The mean over samples of the concordance correlation along `axis` (see the function).
+
+    Args:
+        name: Name of the metric. Defaults to `"concordance_correlation"`.
+        dtype: Dtype of `result()`.
+        axis: The axis the correlation is taken along. Defaults to -1.
+    """
+
+    def __init__(self, name: str = "concordance_correlation", dtype: Any = None, axis: int = -1):
+        super().__init__(concordance_correlation, name=name, dtype=dtype, axis=axis)
+        self.axis = axis
 
 
 class Hinge(MeanMetricWrapper):
