@@ -101,8 +101,10 @@ def test_compiled_schedule_drives_fit():
 
 @pytest.mark.parametrize(
     "callback",
-    [lambda: callbacks.LearningRateScheduler(lambda epoch, lr: lr),
-     lambda: callbacks.ReduceLROnPlateau(monitor="loss")],
+    [lambda model: callbacks.LearningRateScheduler(lambda epoch, lr: lr),
+     lambda model: callbacks.ReduceLROnPlateau(monitor="loss"),
+     lambda model: callbacks.HyperparameterScheduler("learning_rate", lambda epoch: 0.1),
+     lambda model: callbacks.TorchScheduler(torch.optim.lr_scheduler.StepLR(model.optimizer, 1))],
 )
 def test_lr_callbacks_refuse_a_scheduled_optimizer_before_training(callback):
     model = cadence.Sequential(nn.Linear(1, 1))
@@ -111,7 +113,7 @@ def test_lr_callbacks_refuse_a_scheduled_optimizer_before_training(callback):
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(TypeError, match=NOT_SETTABLE):
         model.fit(torch.ones(4, 1), torch.ones(4, 1), epochs=1, verbose=0,
-                  callbacks=[callback()])
+                  callbacks=[callback(model)])
     assert model.optimizer.iterations == 0
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
