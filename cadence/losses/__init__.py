@@ -29,8 +29,10 @@ from cadence.losses.crossentropy import (
 from cadence.losses.focal import (
     BinaryFocalCrossentropy,
     CategoricalFocalCrossentropy,
+    CategoricalGeneralizedCrossEntropy,
     binary_focal_crossentropy,
     categorical_focal_crossentropy,
+    categorical_generalized_cross_entropy,
 )
 from cadence.losses.loss import REDUCTIONS, Loss, LossFunctionWrapper, reduce_weighted
 from cadence.losses.overlap import (
@@ -68,12 +70,14 @@ __all__ = [
     "CTC",
     "BinaryFocalCrossentropy",
     "CategoricalFocalCrossentropy",
+    "CategoricalGeneralizedCrossEntropy",
     "CategoricalHinge",
     "Circle",
     "Dice",
     "Tversky",
     "binary_focal_crossentropy",
     "categorical_focal_crossentropy",
+    "categorical_generalized_cross_entropy",
     "categorical_hinge",
     "circle",
     "ctc",

@@ -1,12 +1,19 @@
-"""Keras 3's focal crossentropies (Lin et al., 2018): crossentropy down-weighting easy examples."""
+"""Keras 3's focal crossentropies (Lin et al., 2018) and generalized crossentropy (Zhang, 2018)."""
 
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from cadence.losses.crossentropy import sparse_labels
 from cadence.losses.loss import LossFunctionWrapper
-from cadence.losses.shapes import EPSILON, as_samples, per_sample, prepare_pair
+from cadence.losses.shapes import (
+    EPSILON,
+    as_samples,
+    float_predictions,
+    per_sample,
+    prepare_pair,
+)
 
 
 def binary_focal_crossentropy(
@@ -177,3 +184,48 @@ class CategoricalFocalCrossentropy(LossFunctionWrapper):
             label_smoothing=label_smoothing,
             axis=axis,
         )
+
+
+def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float) -> Tensor:
+    """Computes `(1 - p ** q) / q`, `p` the probability of the true class, as Keras does.
+
+    Args:
+        y_true: Integer class indices of shape `(batch,)` or `(batch, 1)`.
+        y_pred: Class probabilities of shape `(batch, classes)`.
+        q: The noise parameter in (0, 1): near 0 it behaves like crossentropy, near 1
+            like the mean absolute error.
+
+    Returns:
+        Losses of shape `(batch,)`.
+    """
+    y_pred = float_predictions(y_pred)
+    labels = sparse_labels(y_true, y_pred)
+    p = torch.gather(y_pred, -1, labels.unsqueeze(-1)).squeeze(-1)
+    return (1 - torch.pow(p, q)) / q
+
+
+class CategoricalGeneralizedCrossEntropy(LossFunctionWrapper):
+    """The generalized crossentropy for noisy labels (Keras 3 exports it, outside its registry).
+
+    Args:
+        q: The noise parameter, in (0, 1). Defaults to 0.5.
+        reduction: See `Loss`.
+        name: Name of the loss.
+
+    Raises:
+        ValueError: If `q` is not in (0, 1) (Keras's message).
+    """
+
+    def __init__(
+        self,
+        q: float = 0.5,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "categorical_generalized_cross_entropy",
+    ):
+        if not 0 < q < 1:
+            raise ValueError("q must be in the interval (0, 1)")
+        super().__init__(categorical_generalized_cross_entropy, name=name, reduction=reduction, q=q)
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Computes the per-sample losses (integer labels are not cast to floats)."""
+        return categorical_generalized_cross_entropy(y_true, y_pred, **self.fn_kwargs)

@@ -57,3 +57,15 @@ def test_categorical_focal_crossentropy_keras_examples():
                       losses.CategoricalFocalCrossentropy)
     with pytest.raises(ValueError, match=r"^`axis` must be of type `int`\. Received: axis=True"):
         losses.categorical_focal_crossentropy(y_true, y_pred, axis=True)
+
+
+def test_categorical_generalized_cross_entropy_by_hand():
+    y_true = np.array([0, 1, 0, 1])
+    y_pred = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]])
+    # (1 - p ** 0.5) / 0.5 for the true class's probabilities 0.7, 0.8, 0.6, 0.6.
+    expected = np.mean([(1 - p**0.5) / 0.5 for p in (0.7, 0.8, 0.6, 0.6)])
+    loss = losses.CategoricalGeneralizedCrossEntropy()
+    assert loss(y_true, y_pred).item() == pytest.approx(expected, rel=1e-12)
+    assert loss.get_config()["q"] == 0.5
+    with pytest.raises(ValueError, match=r"^q must be in the interval \(0, 1\)$"):
+        losses.CategoricalGeneralizedCrossEntropy(q=1.0)

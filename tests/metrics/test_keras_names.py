@@ -47,3 +47,12 @@ def test_names_of_metrics_with_required_arguments_are_known(name):
 def test_compile_name_is_the_log_key():
     metric = metrics.resolve("hinge")
     assert isinstance(metric, metrics.Hinge) and metric.name == "hinge"
+
+
+def test_keras_metrics_function_forms_are_the_loss_functions():
+    from cadence import losses
+
+    for name in ("hinge", "squared_hinge", "categorical_hinge", "kl_divergence", "poisson",
+                 "log_cosh", "huber", "binary_focal_crossentropy", "mean_squared_error"):
+        assert getattr(metrics, name) is getattr(losses, name)
+    assert metrics.get(metrics.hinge).name == "hinge"
