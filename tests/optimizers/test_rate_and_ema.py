@@ -4,6 +4,7 @@ Expected values are worked out by hand from Keras's formulas: SGD with a constan
 gradient of 1 moves a weight by exactly the learning rate of each step.
 """
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -204,3 +205,37 @@ def test_fit_finalizes_ema_weights():
               verbose=0)
     # By hand: w 0 -> 0.2 -> 0.36; averages 0.2, then 0.5*0.2 + 0.5*0.36 = 0.28.
     assert linear.weight.item() == pytest.approx(0.28, rel=1e-6)
+
+
+def _resumable_fit(directory, crash_at=None):
+    """Fit with a schedule, decay and EMA, crashing once after optimizer step `crash_at`."""
+
+    class Crash(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations == crash_at:
+                raise RuntimeError("crash")
+
+    torch.manual_seed(0)
+    model = cadence.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    schedule = schedules.CosineDecay(0.01, 20, warmup_target=0.02, warmup_steps=3)
+    model.compile(optimizer=optimizers.Adam(learning_rate=schedule, decay=0.01, use_ema=True,
+                                            ema_momentum=0.9, ema_overwrite_frequency=4),
+                  loss="mse")
+    x = np.random.default_rng(0).random((40, 4), dtype=np.float32)
+    y = np.random.default_rng(1).random((40, 1), dtype=np.float32)
+    extra = [] if crash_at is None else [Crash()]
+    torch.manual_seed(1)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+              callbacks=[*extra, callbacks.BackupAndRestore(str(directory), save_freq=1)])
+    return model
+
+
+def test_schedule_decay_and_ema_resume_to_the_bit(tmp_path):
+    reference = _resumable_fit(tmp_path / "a")
+    with pytest.raises(RuntimeError, match="crash"):
+        _resumable_fit(tmp_path / "b", crash_at=7)
+    resumed = _resumable_fit(tmp_path / "b")
+    assert resumed.optimizer.iterations == reference.optimizer.iterations == 15
+    for (key, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(),
+                           strict=True):
+        assert torch.equal(a, b), key
