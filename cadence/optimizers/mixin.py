@@ -21,6 +21,10 @@ Keras attribute     torch parameter-group entry
 Reading returns a `Hyperparameter` (a float) with the value of the first group;
 assigning writes the value onto every group. An attribute the optimizer does not have
 raises `AttributeError`, so `hasattr(opt, "momentum")` is False for Adagrad.
+
+The learning rate may also be driven by a schedule, and tf.keras 2's `decay` and Keras 3's
+moving average of the weights are available: see `cadence.optimizers.rate` and
+`cadence.optimizers.ema`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from cadence.optimizers.rate import RateMixin
 from cadence.optimizers.schedules import LearningRateSchedule, serialize
 
 ITERATIONS_KEY = "iterations"
-
 
 
 def _hyperparameter(name: str, doc: str) -> property:
