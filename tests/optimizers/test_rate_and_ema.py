@@ -41,7 +41,13 @@ def test_schedule_is_evaluated_at_iterations_before_each_step():
     assert weight.item() == 1.0 - 0.5 - 0.25 - 0.125
     assert opt.iterations == 3
     assert float(opt.learning_rate) == 0.0625  # The rate of the next step.
+    assert K.get_value(opt.lr) == 0.0625
     assert isinstance(opt.learning_rate_schedule, schedules.ExponentialDecay)
+    assert opt.get_config()["learning_rate"] == {
+        "module": "cadence.optimizers.schedules", "class_name": "ExponentialDecay",
+        "config": {"initial_learning_rate": 0.5, "decay_steps": 1, "decay_rate": 0.5,
+                   "staircase": False, "name": "ExponentialDecay"},
+    }
 
 
 def test_number_cannot_be_assigned_to_a_scheduled_rate():
