@@ -46,8 +46,8 @@ def test_get_value_tensors_and_numbers():
     assert isinstance(array, np.ndarray) and array.tolist() == [1.0, 2.0]
     assert K.get_value(3) == 3 and K.get_value(np.float32(1.5)) == np.float32(1.5)
     with pytest.raises(TypeError, match=r"^get_value expects a hyperparameter read from an "
-                       r"optimizer \(e\.g\. model\.optimizer\.lr\), a torch\.Tensor, or a number "
-                       r"or numpy array; received str\.$"):
+                       r"optimizer \(e\.g\. model\.optimizer\.lr\), a parameter group, a torch\.Tensor, "
+                       r"or a number or numpy array; received str\.$"):
         K.get_value("lr")
 
 
@@ -62,8 +62,8 @@ def test_set_value_tensor_in_place_without_grad():
 
 def test_set_value_on_plain_float_explains():
     with pytest.raises(TypeError, match=r"^set_value expects a hyperparameter read from an "
-                       r"optimizer \(e\.g\. model\.optimizer\.lr\) or a torch\.Tensor; received "
-                       r"float\. To change a learning rate, assign "
+                       r"optimizer \(e\.g\. model\.optimizer\.lr\), a parameter group, a torch\.Tensor "
+                       r"or a numpy array; received float\. To change a learning rate, assign "
                        r"model\.optimizer\.learning_rate = value\.$"):
         K.set_value(0.1, 0.2)
 
