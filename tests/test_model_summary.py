@@ -144,4 +144,4 @@ def test_unknown_shape_explains():
     with pytest.raises(AttributeError, match=r"^The layer 'conv2d' has never been called and "
                        r"thus has no defined output_shape: build the model first, e\.g\. "
                        r"model\.build\(\(None, 784\)\), or call it on a batch\.$"):
-        model.layers[0].output_shape
+        _ = model.layers[0].output_shape
