@@ -33,6 +33,9 @@ from cadence.trainer.arguments import require_compiled
 from cadence.trainer.logs import to_python
 from cadence.weights import weight_tensors
 
+#: The input spec of a model whose first inputs were not all tensors with a batch axis.
+_UNKNOWN = "unknown"
+
 
 def _to_numpy(value: Any) -> Any:
     if not isinstance(value, torch.Tensor):
@@ -46,7 +49,7 @@ def _to_numpy(value: Any) -> Any:
 class KerasModelMixin:
     """Keras's model methods for a ``torch.nn.Module`` (mixed into :class:`cadence.Model`)."""
 
-    #: The nest of ``(shape after the batch axis, dtype)`` of the first input seen, or None.
+    #: The nest of ``(shape after the batch axis, dtype)`` of the first input seen; None before.
     _input_spec: Any = None
     _shape_cache: Any = None
     _keras_name: str | None = None
@@ -151,9 +154,14 @@ class KerasModelMixin:
 
         built = spec(input_shape)
         is_one = isinstance(built, tuple) and len(built) == 2 and isinstance(built[1], torch.dtype)
+        previous = self._input_spec, self._shape_cache
         self._input_spec = [built] if is_one or isinstance(built, dict) else list(built)
         self._shape_cache = None
-        self.layer_shapes()
+        try:
+            self.layer_shapes()
+        except Exception:
+            self._input_spec, self._shape_cache = previous  # A failed build teaches nothing.
+            raise
 
     def layer_shapes(self) -> dict[nn.Module, tuple[Any, Any]] | None:
         """Return ``{module: (input_shape, output_shape)}`` of the layers and the model.
@@ -161,7 +169,7 @@ class KerasModelMixin:
         ``None`` until the model has seen an input (see :meth:`build`). Computed once per input
         shape and set of layers (see :mod:`cadence.model_summary`).
         """
-        if self._input_spec is None:
+        if self._input_spec is None or self._input_spec == _UNKNOWN:
             return None
         modules = [self, *layer_modules(self)]
         key = (id(self._input_spec), tuple(id(m) for m in modules))
@@ -216,9 +224,8 @@ class KerasModelMixin:
                 lambda v: tree.to_tensor(v).to(device) if isinstance(v, np.ndarray | np.generic)
                 else v, list(args)))
         if self._input_spec is None:
-            spec = input_spec_of(args)
-            if spec is not None:
-                self._input_spec = spec
+            # Inputs that cannot be replayed (not all tensors) are not looked at again.
+            self._input_spec = input_spec_of(args) or _UNKNOWN
         return args
 
     def train_on_batch(

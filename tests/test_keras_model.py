@@ -204,3 +204,21 @@ def test_model_name_and_weights():
     model.name = "regressor"
     assert model.name == "regressor"
     assert [w is p for w, p in zip(model.weights, model.parameters(), strict=True)] == [True, True]
+
+
+def test_inputs_that_cannot_be_replayed_leave_shapes_unknown():
+    class Tagged(cadence.Model):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 1)
+
+        def forward(self, x, tag):
+            return self.linear(x)
+
+    model = Tagged()
+    model(torch.ones(1, 2), "a")
+    assert model.layer_shapes() is None
+    with pytest.raises(RuntimeError, match=r"^Failed to run torchinfo") as raised:
+        model.build((None, 2))  # forward needs a tag: the run fails, naming why.
+    assert "missing 1 required positional argument: 'tag'" in str(raised.value.__cause__)
+    assert model.layer_shapes() is None

@@ -145,3 +145,24 @@ def test_unknown_shape_explains():
                        r"thus has no defined output_shape: build the model first, e\.g\. "
                        r"model\.build\(\(None, 784\)\), or call it on a batch\.$"):
         _ = model.layers[0].output_shape
+
+
+def test_build_materialises_lazy_modules_and_leaves_state_alone():
+    model = cadence.Sequential(nn.LazyLinear(3), nn.BatchNorm1d(3))
+    model.build((None, 5))
+    # linear 5*3 + 3 = 18; batch norm 3 + 3 trainable, 3 + 3 + 1 buffers.
+    assert model.module[0].weight.shape == (3, 5) and model.count_params() == 18 + 13
+    assert model.training is True  # The probing runs in eval mode and restores the mode.
+    assert model.module[1].running_mean.tolist() == [0.0, 0.0, 0.0]
+    assert model.module[1].num_batches_tracked.item() == 0
+    assert [layer.output_shape for layer in model.layers] == [(None, 3), (None, 3)]
+
+
+def test_build_refuses_shapes_it_cannot_replay():
+    model = _cnn()
+    with pytest.raises(ValueError, match=r"^build needs every axis after the batch axis to be a "
+                       r"positive integer; received input_shape=\(None, 1, None, 8\)\.$"):
+        model.build((None, 1, None, 8))
+    with pytest.raises(ValueError, match=r"^build expects a shape such as \(None, 784\), or a list "
+                       r"or dict of shapes; received input_shape='x'\.$"):
+        model.build("x")
