@@ -222,3 +222,55 @@ def test_inputs_that_cannot_be_replayed_leave_shapes_unknown():
         model.build((None, 2))  # forward needs a tag: the run fails, naming why.
     assert "missing 1 required positional argument: 'tag'" in str(raised.value.__cause__)
     assert model.layer_shapes() is None
+
+
+def test_on_batch_runs_the_models_own_steps():
+    class Custom(cadence.Model):
+        def __init__(self):
+            super().__init__(nn.Linear(2, 1))
+            self.calls = []
+
+        def train_step(self, data):
+            x, y = data
+            self.calls.append(("train", x.dtype, tuple(x.shape), self.training))
+            logs = dict(super().train_step(data))
+            logs["zeta"] = 7.0
+            logs["alpha"] = torch.tensor(3.0)
+            return logs
+
+        def test_step(self, data):
+            self.calls.append(("test", torch.is_grad_enabled(), self.training))
+            return super().test_step(data)
+
+        def predict_step(self, data):
+            self.calls.append(("predict", torch.is_grad_enabled(), self.training))
+            return {"twice": 2 * self(data[0])}
+
+    model = Custom()
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"], device="cpu")
+    values = model.train_on_batch(X, Y)
+    # Keras's order: the metrics' names first, then the other keys sorted.
+    assert len(values) == 4 and values[2:] == [3.0, 7.0]
+    logs = model.train_on_batch(X, Y, return_dict=True)
+    assert logs["alpha"] == 3.0 and type(logs["alpha"]) is float and logs["zeta"] == 7.0
+    model.test_on_batch(X, Y)
+    out = model.predict_on_batch(X)
+    assert set(out) == {"twice"} and out["twice"].shape == (2, 1)
+    assert model.calls == [("train", torch.float32, (2, 2), True)] * 2 + [
+        ("test", False, False), ("predict", False, False)]
+
+
+def test_build_with_several_inputs():
+    class TwoInputs(cadence.Model):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 3)
+            self.b = nn.Linear(4, 3)
+
+        def forward(self, left, right):
+            return self.a(left) + self.b(right)
+
+    model = TwoInputs()
+    model.build([(None, 2), (None, 4)])
+    assert [layer.input_shape for layer in model.layers] == [(None, 2), (None, 4)]
+    assert model.layer_shapes()[model] == (((None, 2), (None, 4)), (None, 3))
