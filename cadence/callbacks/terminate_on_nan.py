@@ -39,8 +39,8 @@ class TerminateOnNaN(Callback):
             return
         if self.raise_error:
             raise RuntimeError(
-                f"Invalid loss at batch {batch}: {_show(loss)}. TerminateOnNaN(raise_error=True) "
-                "stopped training at once."
+                f"NaN or Inf loss encountered at batch {batch}. Loss value: {_show(loss)}. "
+                "Terminating training immediately."
             )
         print(f"Batch {batch}: Invalid loss, terminating training")
         self.model.stop_training = True
