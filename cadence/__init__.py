@@ -1,6 +1,6 @@
 """cadence: Keras's ``fit()`` and its whole callback system, over plain PyTorch modules."""
 
-from cadence import backend, callbacks, data, integrations, keras, losses, metrics, optimizers, utils
+from cadence import backend, callbacks, data, integrations, keras, losses, metrics, optimizers, summary, utils
 from cadence.model import Model
 from cadence.saving import load_model
 from cadence.sequential import Sequential
@@ -17,6 +17,7 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "summary",
     "keras",
     "load_model",
     "utils",
