@@ -258,6 +258,6 @@ def test_model_checkpoint_save_best_only_messages(tmp_path, capsys):
         checkpoint.on_epoch_begin(epoch)
         checkpoint.on_epoch_end(epoch, {"val_loss": value})
     out = capsys.readouterr().out
-    assert f"\nEpoch 1: val_loss improved from " in out and f" to 0.50000, saving model to {tmp_path / '1.pt'}\n" in out
+    assert "\nEpoch 1: val_loss improved from " in out and f" to 0.50000, saving model to {tmp_path / '1.pt'}\n" in out
     assert out.endswith("\nEpoch 2: val_loss did not improve from 0.50000\n")
     assert sorted(os.listdir(tmp_path)) == ["1.pt"]
