@@ -143,6 +143,47 @@ def test_a_notebook_gets_tqdms_widget_with_kerass_values(monkeypatch, capsys):
     assert capsys.readouterr().out == "Epoch 1/2\nEpoch 2/2\n"
 
 
+def test_a_notebook_bar_left_open_by_ctrl_c_is_closed_by_the_next_run(monkeypatch, capsys):
+    pytest.importorskip("ipywidgets")
+    bars = []
+
+    class FakeWidget:
+        def __init__(self, total, unit, leave):
+            self.n, self.closed = 0, False
+            bars.append(self)
+
+        def set_postfix_str(self, text, refresh=True):
+            pass
+
+        def refresh(self):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    class Interrupt(cadence.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr("tqdm.notebook.tqdm", FakeWidget)
+    monkeypatch.setattr(progbar_module, "_in_kernel", lambda: True)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_with(1, [Interrupt()])
+    assert [(b.n, b.closed) for b in bars] == [(1, False)]
+    _fit_with(1, [])
+    assert [(b.n, b.closed) for b in bars] == [(1, True), (4, True)]
+    capsys.readouterr()
+
+
+def _fit_with(epochs, callbacks):
+    torch.manual_seed(0)
+    model = cadence.Model(nn.Linear(2, 1))
+    model.compile(optimizer="sgd", loss="mse", device="cpu")
+    x = np.zeros((16, 2), np.float32)
+    return model.fit(x, x[:, 0], batch_size=4, epochs=epochs, verbose=1, callbacks=callbacks)
+
+
 _SCRIPT = textwrap.dedent("""
     import gc, json
     import numpy as np, torch
