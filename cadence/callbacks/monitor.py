@@ -202,11 +202,14 @@ class MonitorCallback(Callback):
         if self._warned_missing:
             return
         self._warned_missing = True
+        warnings.warn(self._missing_message(keys), stacklevel=stacklevel)
+
+    def _missing_message(self, keys: list[str]) -> str:
+        """Return the warning for a monitored key missing from logs holding ``keys``."""
         available = ", ".join(keys) or "(none)"
-        warnings.warn(
+        return (
             f"{type(self).__name__} is conditioned on metric '{self.monitor}', which is not "
-            f"available. Available metrics are: {available}.",
-            stacklevel=stacklevel,
+            f"available. Available metrics are: {available}."
         )
 
     # ----------------------------------------------------------------- run

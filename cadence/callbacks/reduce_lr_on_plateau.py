@@ -88,6 +88,13 @@ class ReduceLROnPlateau(MonitorCallback):
         self.wait = 0
         self.cooldown_counter = 0
 
+    def _missing_message(self, keys: list[str]) -> str:
+        """Return Keras's warning for a missing monitored key (given once per run here)."""
+        return (
+            f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+            f"available. Available metrics are: {','.join(keys)}."
+        )
+
     def in_cooldown(self) -> bool:
         """Return whether a reduction happened less than ``cooldown`` epochs ago."""
         return self.cooldown_counter > 0

@@ -172,8 +172,8 @@ def test_missing_monitor_warns_once_and_never_stops():
         ran = drive(callback, [1.0, 2.0, 3.0], key="val_loss")
     assert ran == [0, 1, 2]
     assert [str(w.message) for w in record] == [
-        "EarlyStopping is conditioned on metric 'val_acc', which is not available. "
-        "Available metrics are: loss, val_loss."
+        "Early stopping conditioned on metric `val_acc` which is not available. "
+        "Available metrics are: loss,val_loss"
     ]
 
 

@@ -94,8 +94,8 @@ def test_missing_monitor_warns_once_and_still_logs_the_learning_rate():
         callback.on_epoch_end(1, {"loss": 1.0, "val_loss": 2.0})
         callback.on_train_end()
     assert [str(w.message) for w in record] == [
-        "ReduceLROnPlateau is conditioned on metric 'val_acc', which is not available. "
-        "Available metrics are: loss, val_loss, learning_rate."
+        "Learning rate reduction is conditioned on metric `val_acc` which is not available. "
+        "Available metrics are: loss,val_loss,learning_rate."
     ]
     assert logs == {"loss": 1.0, "val_loss": 2.0, "learning_rate": 0.25}
     assert lr_of(model) == 0.25
@@ -106,8 +106,8 @@ def test_without_validation_the_val_monitor_warning_comes_at_the_end_of_training
     callback.set_model(make_model())
     callback.on_train_begin()
     callback.on_epoch_end(0, {"loss": 1.0})
-    with pytest.warns(UserWarning, match=r"'val_loss', which is not available\. Available metrics are: "
-                      r"loss, learning_rate\.$"):
+    with pytest.warns(UserWarning, match=r"`val_loss` which is not available\. Available metrics are: "
+                      r"loss,learning_rate\.$"):
         callback.on_train_end()
 
 

@@ -155,6 +155,17 @@ def test_early_stopping_in_fit_stops_and_reports(capsys):
     assert capsys.readouterr().out == "Epoch 2: early stopping\n"
 
 
+def test_early_stopping_missing_monitor_warning():
+    """Keras: `Early stopping conditioned on metric `val_acc` which is not available. ...` (and no stop)."""
+    stopper = callbacks.EarlyStopping(monitor="val_acc", patience=0)
+    with pytest.warns(UserWarning, match=r"^Early stopping conditioned on metric `val_acc` which is not available\. "
+                                         r"Available metrics are: loss,val_loss$"):
+        stopper.set_model(make_model())
+        stopper.on_train_begin()
+        stopper.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0})
+    assert stopper.stopped_epoch == 0
+
+
 # ----------------------------------------------------------------- ReduceLROnPlateau
 def _reduce_fit(epochs, **kwargs):
     x, y = data()
@@ -188,6 +199,16 @@ def test_reduce_lr_verbose_message(capsys):
     """Keras: `Epoch 2: ReduceLROnPlateau reducing learning rate to 0.01...` with verbose=1."""
     _reduce_fit(2, min_delta=100, verbose=1)
     assert "\nEpoch 2: ReduceLROnPlateau reducing learning rate to 0.01" in capsys.readouterr().out
+
+
+def test_reduce_lr_missing_monitor_warning():
+    """Keras: `Learning rate reduction is conditioned on metric `val_acc` which is not available. ...`."""
+    reduce_lr = callbacks.ReduceLROnPlateau(monitor="val_acc")
+    reduce_lr.set_model(make_model())
+    reduce_lr.on_train_begin()
+    with pytest.warns(UserWarning, match=r"^Learning rate reduction is conditioned on metric `val_acc` which is not "
+                                         r"available\. Available metrics are: loss,val_loss,learning_rate\.$"):
+        reduce_lr.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0})
 
 
 def test_reduce_lr_state_reset_across_fit_calls():
