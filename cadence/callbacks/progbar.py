@@ -149,7 +149,7 @@ class _Bar:
 
     def _line(self, current: int, now: float, final: bool, colour: bool, columns: int | None) -> str:
         per_step = self._per_step(current, now)
-        if self.target is not None:
+        if self.target:
             count = f"{current:>{len(str(self.target))}}/{self.target}"
             done = min(int(WIDTH * current / self.target), WIDTH)
             bar_plain = "━" * WIDTH
@@ -161,7 +161,7 @@ class _Bar:
             plain_head = f"{count} {bar_plain}"
         else:
             head = plain_head = f"{current:7d}/Unknown"
-        seconds = f"{now - self.start:.0f}s" if final or self.target is None else format_eta(
+        seconds = f"{now - self.start:.0f}s" if final or not self.target else format_eta(
             per_step * (self.target - current))
         head += f" {_BOLD}{seconds}{_RESET}" if colour else f" {seconds}"
         plain_head += f" {seconds}"

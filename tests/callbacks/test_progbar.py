@@ -83,6 +83,26 @@ def test_keras_number_time_and_eta_formats():
     assert [progbar_module.format_eta(s) for s in (7.2, 125, 3723)] == ["7s", "2:05", "1:02:03"]
 
 
+@pytest.mark.parametrize("steps", [None, 0])
+def test_unknown_or_zero_steps(monkeypatch, capsys, steps):
+    """Keras: `%7d/Unknown` while the count is unknown; the final line takes the count seen."""
+    clock = FakeClock(0.0)  # Advanced by hand: one second a batch.
+    monkeypatch.setattr(progbar_module, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    bar = ProgbarLogger(refresh_seconds=0, interactive=True)
+    bar.set_params({"epochs": 1, "steps": steps, "verbose": 1})
+    bar.on_predict_begin()
+    for batch in range(3):
+        clock.now += 1.0
+        bar.on_predict_batch_end(batch, {"outputs": None})
+    bar.on_predict_end()
+    segments = [ANSI.sub("", s) for s in capsys.readouterr().out.split("\r") if s]
+    assert segments[:3] == ["      1/Unknown 1s 1s/step", "      2/Unknown 2s 1s/step", "      3/Unknown 3s 1s/step"]
+    assert segments[-1] == f"3/3 {BAR} 3s 1s/step\n"
+    bar.on_predict_begin()
+    bar.on_predict_end()  # No batch at all.
+    assert ANSI.sub("", capsys.readouterr().out) == "\r      0/Unknown 0s 0s/step\n"
+
+
 def _fit(verbose, epochs=2):
     torch.manual_seed(0)
     model = cadence.Model(nn.Linear(2, 1))
