@@ -205,7 +205,9 @@ def _fit_with(epochs, callbacks):
 
 
 _SCRIPT = textwrap.dedent("""
-    import gc, json
+    import gc, json, warnings
+    # A bar redrawn every batch (refresh_seconds=0) may rightly be reported as slow; not the point here.
+    warnings.filterwarnings("ignore", message="Callback method .* is slow")
     import numpy as np, torch
     from torch import nn
     import cadence
