@@ -227,11 +227,13 @@ def test_history():
 def test_progbar_logger_given_explicitly_is_not_doubled(capsys):
     """Keras 3: ProgbarLogger() takes no arguments; one given in callbacks replaces the default one."""
     x, y = data()
-    make_model().fit(x, y, batch_size=4, epochs=2, verbose=2, callbacks=[callbacks.ProgbarLogger()])
+    make_model().fit(x, y, batch_size=4, epochs=2, verbose=2, validation_data=data(4, seed=1),
+                     callbacks=[callbacks.ProgbarLogger()])
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if line.startswith("Epoch")] == ["Epoch 1/2", "Epoch 2/2"]
-    assert len(lines) == 4 and all(re.fullmatch(r"2/2 - \d+s - \d+(us|ms|s)/step - loss: \S+ - mae: \S+", line)
-                                   for line in lines[1::2])
+    assert len(lines) == 4 and all(
+        re.fullmatch(r"2/2 - \d+s - \d+(us|ms|s)/step - loss: \S+ - mae: \S+ - val_loss: \S+ - val_mae: \S+", line)
+        for line in lines[1::2])
 
 
 def test_progbar_logger_one_epoch_has_no_epoch_line(capsys):
