@@ -18,6 +18,7 @@ Where cadence differs from Keras, and why:
   line cannot be redrawn: each update leaves a broken copy behind.)
 - The values are read from the device at most every ``refresh_seconds`` (0.5 s; Keras
   redraws every 0.05 s), never every batch, so the bar costs no per-batch host-device sync.
+  The bar appears at the first step without values; they show from the first refresh on.
 - When the output is neither a terminal nor a notebook (a log file, a pipe, a CI job), only
   each bar's final line is printed, without colours, and the values are read only then.
 - In a notebook with ``ipywidgets`` installed (``pip install "cadence[notebook]"``), the bar
