@@ -215,4 +215,3 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_seen_since_last_saving = int(state["batches_seen_since_last_saving"])
         self._last_batch_seen = int(state["last_batch_seen"])
         self._current_epoch = int(state["current_epoch"])
-
