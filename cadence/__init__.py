@@ -10,6 +10,7 @@ from cadence import (
     losses,
     metrics,
     optimizers,
+    summary,
     utils,
 )
 from cadence.model import Model
@@ -29,6 +30,7 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "summary",
     "keras",
     "load_model",
     "utils",

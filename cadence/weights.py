@@ -62,13 +62,15 @@ class WeightsMixin:
     def load_weights(self, filepath: Any) -> None:
         """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely.
 
-        A full checkpoint of ``ModelCheckpoint`` (a dict whose ``"model"`` entry is the
-        ``state_dict``) is accepted too: its model weights are loaded.
+        A file written by :meth:`save` (also ``ModelCheckpoint``'s full checkpoint) is accepted
+        too: its weights are loaded, as Keras's ``load_weights`` reads a ``.keras`` file.
         """
         from cadence import io
 
         state = io.load_weights_file(str(filepath))
-        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        if isinstance(state, dict) and state.get("format") == "cadence-model":
+            state = state["weights"]
+        elif isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
         self.load_state_dict(state)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import string
 from pathlib import Path
@@ -27,12 +26,13 @@ class ModelCheckpoint(MonitorCallback):
     - ``.safetensors``: the model's weights (``state_dict``) in safetensors format, whatever
       ``save_weights_only`` says.
     - any other suffix (``.pt``, ``.pth``, ``.ckpt``, or none, as in ``"./checkpoint"``): with
-      ``save_weights_only=True`` the model's ``state_dict``; otherwise a full checkpoint
-      ``{"model": state_dict, "optimizer": optimizer state_dict, "epoch": N, "batch": B}``
-      (``epoch`` counted from 1 as in the file name; ``batch`` from 1, or None at an epoch's
-      end). Both are cadence's checksummed torch files, loaded safely by
-      ``model.load_weights(path)`` (which takes the ``"model"`` entry of a full checkpoint) or
-      :func:`cadence.io.load_state`.
+      ``save_weights_only=True`` the model's ``state_dict``; otherwise a full checkpoint written
+      by ``model.save(path)`` (weights, optimizer state, compile configuration), which
+      :func:`cadence.load_model` loads, as Keras's ``load_model`` loads Keras's. Both are
+      cadence's checksummed torch files; ``model.load_weights(path)`` loads the weights of
+      either.
+
+    Every save goes through :meth:`_save_model`, Keras's extension point.
 
     Unlike Keras, the monitor's direction is only needed (and ``mode="auto"`` only has to
     decide) when ``save_best_only=True``.
@@ -132,12 +132,12 @@ class ModelCheckpoint(MonitorCallback):
         self._last_batch_seen = batch
         if self._batches_seen_since_last_saving >= self.save_freq:
             self._batches_seen_since_last_saving = 0
-            self._save(self._current_epoch, batch, to_python(logs))
+            self._save_model(self._current_epoch, batch, to_python(logs))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Save at the epoch's end when ``save_freq="epoch"``."""
         if self.save_freq == "epoch":
-            self._save(epoch, None, logs or {})
+            self._save_model(epoch, None, logs or {})
 
     # ----------------------------------------------------------------- saving
     def _format_path(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> str:
@@ -175,7 +175,18 @@ class ModelCheckpoint(MonitorCallback):
             print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
         return False
 
-    def _save(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> None:
+    def _save_model(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> None:
+        """Decide whether to save, and save: Keras's extension point, called for every save.
+
+        A subclass that overrides it controls what is written, as tensorflow-addons'
+        ``AverageModelCheckpoint`` does (swap in averaged weights, call
+        ``super()._save_model(epoch, batch, logs)``, swap back).
+
+        Args:
+            epoch: The epoch, counted from 0.
+            batch: The batch within the epoch (from 0), or None at an epoch's end.
+            logs: The logs of that batch or epoch, a dict of Python values.
+        """
         path = self._format_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, path):
             return
@@ -183,20 +194,10 @@ class ModelCheckpoint(MonitorCallback):
             raise IsADirectoryError(
                 f"ModelCheckpoint filepath must name a file, but {path!r} is an existing folder."
             )
-        state = self.model.state_dict()
         if self.save_weights_only or Path(path).suffix.lower() == ".safetensors":
-            io.save_weights_file(state, path)
+            io.save_weights_file(self.model.state_dict(), path)
             return
-        optimizer = getattr(self.model, "optimizer", None)
-        io.save_state(
-            {
-                "model": dict(state),
-                "optimizer": _plain(optimizer.state_dict()) if optimizer is not None else None,
-                "epoch": epoch + 1,
-                "batch": None if batch is None else batch + 1,
-            },
-            path,
-        )
+        self.model.save(path)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -214,22 +215,3 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_seen_since_last_saving = int(state["batches_seen_since_last_saving"])
         self._last_batch_seen = int(state["last_batch_seen"])
         self._current_epoch = int(state["current_epoch"])
-
-
-def _plain(obj: Any) -> Any:
-    """Return ``obj`` with number-like leaves (numpy scalars, float subclasses) as Python numbers.
-
-    An optimizer's ``param_groups`` may hold values such as ``numpy.float64`` set by a user's
-    schedule; cadence's safe state format stores plain numbers only.
-    """
-    if isinstance(obj, dict):
-        return {key: _plain(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_plain(value) for value in obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, numbers.Integral) and type(obj) is not int:
-        return int(obj)
-    if isinstance(obj, numbers.Real) and type(obj) is not float and not isinstance(obj, int):
-        return float(obj)
-    return obj
