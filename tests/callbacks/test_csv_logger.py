@@ -196,6 +196,7 @@ def test_resume_in_append_mode_keeps_the_earlier_file(tmp_path, load_first):
     drive(first, EPOCHS[:1], end=False)
     state = first.state_dict()
     first.on_epoch_end(1, dict(EPOCHS[1]))  # widens the header, then the process is killed
+    first.release_resources()  # What the OS does for a killed process: its lock goes.
 
     resumed = CSVLogger(path, append=True)
     if load_first:
