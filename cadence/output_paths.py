@@ -30,7 +30,8 @@ def _problem_with_parents(path: Path) -> str | None:
     """Describe why the folders above ``path`` cannot be created, or return None."""
     for parent in path.parents:
         if os.path.islink(parent) and not parent.exists():
-            return f"its parent '{parent}' is a symbolic link to '{os.readlink(parent)}', which does not exist"
+            target = os.readlink(parent)
+            return f"its parent '{parent}' is a symbolic link to '{target}', which does not exist"
         if parent.exists():
             if not parent.is_dir():
                 return f"its parent '{parent}' is a file, not a folder"

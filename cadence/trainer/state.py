@@ -140,8 +140,10 @@ class TrainState:
 
 
 def check_state_dict(state: Any, source: str = "the training state") -> None:
-    """Raise a ``ValueError`` if ``state`` lacks a key :meth:`TrainState.state_dict` writes, or
-    its position is not made of non-negative integers (``epoch=-5``)."""
+    """Raise a ``ValueError`` if ``state`` is not a whole, valid state of :meth:`TrainState.state_dict`.
+
+    It must have every key that method writes, and a position of non-negative integers.
+    """
     missing = [key for key in _KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise ValueError(
