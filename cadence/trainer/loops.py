@@ -183,6 +183,7 @@ def fit(
                     callback_list.on_train_batch_end(
                         step, distributed.reduce_logs(model, logs) if reduce_batch else logs
                     )
+                preempt.after_batch()
                 if model.stop_training if stop is None else stop.after_batch():
                     break
             adapter.on_epoch_end()

@@ -84,6 +84,7 @@ class Preemption:
         self.state = state
         self.received: int | None = None
         self.acted = False
+        self._stopped: str | None = None
         self.several = distributed.is_initialized()
         self._previous: dict[int, Any] = {}
 
@@ -137,8 +138,7 @@ class Preemption:
         if self.several:
             stopping = distributed.any_rank(stopping, getattr(self.model, "device", None))
         if self._backup() is None:
-            self.acted = True
-            self.model.stop_training = True  # The loop stops as at any stop; then exit().
+            self._stop()
         elif not (last or stopping):  # Else the epoch ends first: after_epoch() backs up.
             self._back_up_and_raise()
 
@@ -147,10 +147,15 @@ class Preemption:
         if self.acted or not self._agreed():
             return
         if self._backup() is None:
-            self.acted = True
-            self.model.stop_training = True
+            self._stop()
             return
         self._back_up_and_raise()
+
+    def _stop(self) -> None:
+        """Stop as ``model.stop_training`` does; :meth:`exit` raises once ``fit`` is done."""
+        self.acted = True
+        self._stopped = self._message("no BackupAndRestore: training stopped as at a stop")
+        self.model.stop_training = True
 
     def _back_up_and_raise(self) -> None:
         self.acted = True
@@ -163,16 +168,20 @@ class Preemption:
 
     def _message(self, done: str) -> str:
         name = signal.Signals(self.received).name if self.received is not None else "a signal"
+        state = self.state
+        if state.step_in_epoch:
+            where = f"epoch {state.epoch}, {state.step_in_epoch} batches into it"
+        else:
+            where = f"at the end of epoch {state.epoch - 1}"
         return (
-            f"Training pre-empted by {name} after epoch {self.state.epoch} step "
-            f"{self.state.step_in_epoch} (global step {self.state.global_step}); {done}. "
-            f"Exiting with status {EXIT_CODE}: restart the same command to resume."
+            f"Training pre-empted by {name} after global step {state.global_step} ({where}); "
+            f"{done}. Exiting with status {EXIT_CODE}: restart the same command to resume."
         )
 
     def exit(self) -> None:
         """Raise :class:`Preempted` if a signal stopped training without a backup."""
-        if self.acted:
-            raise Preempted(self._message("no BackupAndRestore: training stopped as at a stop"))
+        if self._stopped is not None:
+            raise Preempted(self._stopped)
 
     def release(self) -> None:
         """Call every callback's ``release_resources()``, even if one of them fails."""
