@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -58,11 +59,16 @@ SIGNALS = tuple(
 
 
 class Preempted(SystemExit):
-    """Raised by ``fit`` after a pre-emption signal was handled; ends the process with 143."""
+    """Raised by ``fit`` after a pre-emption signal was handled; ends the process with 143.
+
+    Its message (what was received, where training stopped, where the backup is) is also
+    written to stderr when it is raised, since Python prints nothing for a ``SystemExit``.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(EXIT_CODE)
         self.message = message
+        print(message, file=sys.stderr, flush=True)
 
     def __str__(self) -> str:
         return self.message
