@@ -31,10 +31,13 @@ def _problem_with_parents(path: Path) -> str | None:
     for parent in path.parents:
         if os.path.islink(parent) and not parent.exists():
             target = os.readlink(parent)
-            return f"its parent '{parent}' is a symbolic link to '{target}', which does not exist"
+            return (
+                f"cannot be created: its parent '{parent}' is a symbolic link to '{target}', "
+                "which does not exist"
+            )
         if parent.exists():
             if not parent.is_dir():
-                return f"its parent '{parent}' is a file, not a folder"
+                return f"cannot be created: its parent '{parent}' is a file, not a folder"
             return None
     return None
 
