@@ -75,6 +75,14 @@ def safetensors_problem(data: bytes) -> str | None:
     header, offset = found
     metadata = dict(header.pop("__metadata__", None) or {})
     expected = metadata.pop(SAFETENSORS_KEY, None)
+    ends = [
+        entry["data_offsets"][1] for entry in header.values()
+        if isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list)
+        and len(entry["data_offsets"]) == 2 and isinstance(entry["data_offsets"][1], int)
+    ]
+    size = len(data) - offset
+    if ends and max(ends) > size:
+        return f"truncated: the tensors need {max(ends)} bytes of data, the file has {size}"
     if expected is None:
         return None
     if _digest(header, metadata, memoryview(data)[offset:]) != expected:
