@@ -173,7 +173,7 @@ class Preemption:
         raise Preempted(self._message(f"backup written to '{backup.path}'"))
 
     def _message(self, done: str) -> str:
-        name = signal.Signals(self.received).name if self.received is not None else "a signal"
+        name = signal.Signals(self.received).name if self.received is not None else "a signal to another rank"
         state = self.state
         if state.step_in_epoch:
             where = f"epoch {state.epoch}, {state.step_in_epoch} batches into it"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +157,53 @@ def test_handlers_are_restored_when_fit_fails(handlers):
     with pytest.raises(RuntimeError, match="^boom"):
         fit(make(), [Boom()])
     assert signal.getsignal(signal.SIGTERM) is record and signal.getsignal(signal.SIGUSR1) is record
+
+
+WORKER = Path(__file__).with_name("preemption_worker.py")
+
+
+def launch(tmp_path, name, *args):
+    """Run two ranks of the worker; return their exit codes and outputs (killed after 120 s)."""
+    rendezvous = tmp_path / f"rendezvous-{name}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(tmp_path / "backup"), *map(str, args)],
+            env=dict(os.environ, CADENCE_TEST_INIT_METHOD=rendezvous.as_uri(), RANK=str(rank),
+                     WORLD_SIZE="2", OMP_NUM_THREADS="1"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=120))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return [proc.returncode for proc in procs], outputs
+
+
+def steps(output):
+    return [int(line.split()[1]) for line in output[0].splitlines() if line.startswith("B ")]
+
+
+@pytest.mark.timeout(300)
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_batch(tmp_path):
+    codes, outputs = launch(tmp_path, "first", 1, 3)  # Only rank 1 gets SIGTERM, after batch 3.
+    assert codes == [143, 143], outputs
+    assert steps(outputs[0]) == steps(outputs[1]) == [1, 2, 3], outputs
+    message = (
+        "after global step 3 (epoch 0, 3 batches into it); backup written to "
+        f"'{tmp_path / 'backup' / 'backup.cadence'}'. Exiting with status 143: restart the same "
+        "command to resume.\n"
+    )
+    assert outputs[0][1].endswith("Training pre-empted by a signal to another rank " + message)
+    assert outputs[1][1].endswith("Training pre-empted by SIGTERM " + message)
+    assert os.listdir(tmp_path / "backup") == ["backup.cadence"]
+    codes, outputs = launch(tmp_path, "second")
+    assert codes == [0, 0], outputs
+    assert steps(outputs[0]) == steps(outputs[1]) == list(range(4, 13)), outputs
+    assert not (tmp_path / "backup").exists()
