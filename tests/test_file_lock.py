@@ -135,17 +135,20 @@ def test_the_lock_of_the_same_process_is_refused_too(tmp_path):
 
 def test_temporary_files_of_dead_writers_are_removed_at_the_next_start(tmp_path):
     dead, alive = dead_pid(), os.getppid()
-    backup, logs = tmp_path / "backup", tmp_path / "logs"
-    backup.mkdir()
-    logs.mkdir()
-    stale = [backup / f".backup.cadence.tmp-{dead}-0123abcd", logs / f".log.csv.tmp-{dead}-89abcdef"]
+    backup, logs, ckpt = tmp_path / "backup", tmp_path / "logs", tmp_path / "ckpt"
+    for folder in (backup, logs, ckpt):
+        folder.mkdir()
+    stale = [backup / f".backup.cadence.tmp-{dead}-0123abcd", logs / f".log.csv.tmp-{dead}-89abcdef",
+             ckpt / f".w-1.pt.tmp-{dead}-deadbeef"]
     kept = [backup / f".backup.cadence.tmp-{alive}-0123abcd", logs / f".other.csv.tmp-{dead}-89abcdef",
             logs / f".log.csv.tmp-{alive}-00000000"]
     for path in stale + kept:
         path.write_bytes(b"partial")
-    fit([BackupAndRestore(backup, delete_checkpoint=False), CSVLogger(logs / "log.csv")], epochs=1)
+    fit([BackupAndRestore(backup, delete_checkpoint=False), CSVLogger(logs / "log.csv"),
+         cadence.callbacks.ModelCheckpoint(str(ckpt / "w-{epoch}.pt"))], epochs=1)
     assert sorted(os.listdir(backup)) == sorted(["backup.cadence", kept[0].name])
     assert sorted(os.listdir(logs)) == sorted(["log.csv", kept[1].name, kept[2].name])
+    assert os.listdir(ckpt) == ["w-1.pt"]
 
 
 def test_remove_stale_temp_files_returns_what_it_removed(tmp_path):

@@ -11,6 +11,7 @@ from typing import Any
 from cadence import file_lock, io, output_paths
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
+from cadence.distributed import core as distributed_core
 from cadence.trainer.logs import to_python
 
 
@@ -114,7 +115,8 @@ class ModelCheckpoint(MonitorCallback):
             folder = os.path.dirname(self.filepath) or "."
         else:
             output_paths.check_output_folder(folder, "ModelCheckpoint", "filepath")
-        file_lock.remove_stale_temp_files(folder)
+        if distributed_core.is_rank_zero():  # The rank that writes the checkpoints.
+            file_lock.remove_stale_temp_files(folder)
         super().on_train_begin(logs)
         if self.save_best_only and self.best is None:
             self.best = self._worst()
