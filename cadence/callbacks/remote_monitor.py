@@ -214,7 +214,8 @@ class RemoteMonitor(Callback):
             for sock in list(sockets):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-            worker.join(self.timeout)  # A connect() still under way ends at its own timeout.
+            # Shut down, a socket's read ends at once; a connect() under way, at its own timeout.
+            worker.join(max(self.timeout, 10.0))
         for sock in sockets:
             sock.close()
         return TimeoutError("deadline") if late else outcome.get("error")
