@@ -27,6 +27,8 @@ from typing import IO, Any
 
 import torch
 
+from cadence import checksums
+
 PathLike = str | os.PathLike
 
 _MAGIC = b"cadence-state v"
@@ -216,7 +218,12 @@ def _decode_state(data: bytes, path: PathLike, map_location: Any) -> Any:
     if not data:
         raise CorruptFileError(path, "empty file (0 bytes)")
     if data[: len(_MAGIC)] != _MAGIC[: len(data)]:
-        if data.startswith((b"PK\x03\x04", b"\x80")):  # A zip or legacy file of plain torch.save.
+        if data.startswith(b"PK\x03\x04"):  # A zip file of a plain torch.save: check its CRCs.
+            problem = checksums.zip_problem(data)
+            if problem is not None:
+                raise CorruptFileError(path, problem)
+            return _torch_load(view, path, map_location, checked=True)
+        if data.startswith(b"\x80"):  # torch's legacy format: no checksum to verify.
             return _torch_load(view, path, map_location, checked=False)
         raise CorruptFileError(
             path, f"not a cadence state file or a torch file (starts with {data[:16]!r})"
@@ -244,7 +251,8 @@ def _decode_state(data: bytes, path: PathLike, map_location: Any) -> Any:
 def load_state(path: PathLike, map_location: Any = "cpu") -> Any:
     """Load a state saved by :func:`save_state`, verifying its size and checksum.
 
-    Files of a plain ``torch.save`` are accepted too (without a checksum to verify). Loading always
+    Files of a plain ``torch.save`` are accepted too: the CRC-32 of every entry of its zip archive
+    is verified (torch's legacy non-zip format has no checksum to verify). Loading always
     uses ``weights_only=True``; ``map_location`` is passed to ``torch.load``.
 
     Raises:
@@ -269,7 +277,8 @@ def save_weights_file(state_dict: dict[str, torch.Tensor], path: PathLike) -> No
     """Save model weights atomically, in the format the file's suffix names.
 
     ``.safetensors`` (any case) writes a safetensors file: no pickle, readable by other tools, a
-    flat dict of str to tensor, no checksum (truncation is still detected). Tensors are copied to
+    flat dict of str to tensor, with a SHA-256 in its metadata (see :mod:`cadence.checksums`),
+    verified by :func:`load_weights_file`. Tensors are copied to
     the CPU; shared or non-contiguous ones are cloned, as safetensors refuses them. Any other
     suffix (``.pt``, ``.pth``, ``.bin``, ``.ckpt``, ...) gets cadence's checksummed torch format
     (see :func:`save_state`), which also takes nested states.
@@ -294,13 +303,14 @@ def save_weights_file(state_dict: dict[str, torch.Tensor], path: PathLike) -> No
             tensor = tensor.contiguous().clone()
         seen.add(tensor.untyped_storage().data_ptr())
         tensors[key] = tensor
-    atomic_write_bytes(path, save(tensors, metadata={"format": "pt"}))
+    atomic_write_bytes(path, checksums.seal_safetensors(save(tensors, metadata={"format": "pt"})))
 
 
 def load_weights_file(path: PathLike, map_location: Any = "cpu") -> Any:
     """Load weights written by :func:`save_weights_file` or by a plain ``torch.save``.
 
-    ``.safetensors`` files (``map_location`` is then a device) give a dict of str to tensor; any
+    ``.safetensors`` files (``map_location`` is then a device) give a dict of str to tensor,
+    after their checksum is verified when they carry one (every file cadence writes does); any
     other suffix is read by :func:`load_state`, with the same errors.
     """
     if Path(path).suffix.lower() != ".safetensors":
@@ -308,8 +318,12 @@ def load_weights_file(path: PathLike, map_location: Any = "cpu") -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
+    data = Path(path).read_bytes()
+    problem = checksums.safetensors_problem(data)
+    if problem is not None:
+        raise CorruptFileError(path, problem)
     try:
-        tensors = load(Path(path).read_bytes())
+        tensors = load(data)
     except SafetensorError as err:
         raise CorruptFileError(path, f"unreadable safetensors file ({err})") from None
     return {key: value.to(map_location) for key, value in tensors.items()}
@@ -345,7 +359,8 @@ def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:
 
     Before step 2 ``path`` is complete; between steps 2 and 3 the previous file is; after step 3
     ``path`` is. :func:`load_latest` reads ``path`` and falls back to the previous file. A ``.next``
-    file left by a killed writer is overwritten by the next call. Use one writer per ``path``.
+    file left by a killed writer is overwritten by the next call; one left half-written by an
+    error (no space left on the device) is removed at once. Use one writer per ``path``.
 
     Raises:
         TypeError: If ``obj`` holds types :func:`save_state` refuses; no file is touched then.
@@ -354,10 +369,15 @@ def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:
     staged = target.with_name(target.name + ".next")
     data = _encode_state(obj)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(staged, "wb") as f:  # A fixed name: a killed writer's leftover is overwritten.
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(staged, "wb") as f:  # A fixed name: a killed writer's leftover is overwritten.
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:  # A partial file (no space left, ...) is removed at once.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+        raise
     if _looks_complete(target):
         os.replace(target, target.with_name(target.name + prev_suffix))
         _fsync_dir(target.parent)

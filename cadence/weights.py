@@ -59,11 +59,19 @@ class WeightsMixin:
 
         io.save_weights_file(self.state_dict(), str(filepath))
 
-    def load_weights(self, filepath: Any) -> None:
+    def load_weights(self, filepath: Any, allow_cast: bool = False) -> None:
         """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely.
 
         A file written by :meth:`save` (also ``ModelCheckpoint``'s full checkpoint) is accepted
-        too: its weights are loaded, as Keras's ``load_weights`` reads a ``.keras`` file.
+        too: its weights are loaded, as Keras's ``load_weights`` reads a ``.keras`` file. The
+        file's checksum is verified, and nothing is loaded unless every tensor fits.
+
+        Args:
+            filepath: The file.
+            allow_cast: Accept tensors of another dtype than the model's (``float64``, integer
+                or complex values into ``float32`` weights: torch would cast them silently) or
+                another layout than a dense tensor (sparse, ...), converting them. By default
+                both are refused with a ``ValueError`` naming the tensor.
         """
         from cadence import io
 
@@ -72,6 +80,30 @@ class WeightsMixin:
             state = state["weights"]
         elif isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
+        if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+        ):
+            raise ValueError(
+                f"load_weights: '{filepath}' is not a dict of parameter names to tensors (a "
+                f"state_dict); received {type(state).__name__} in an unknown layout."
+            )
+        own = self.state_dict()
+        for key, value in state.items():
+            if key not in own:
+                continue  # load_state_dict names unexpected keys.
+            if value.layout != torch.strided and not allow_cast:
+                raise ValueError(
+                    f"load_weights: '{filepath}' holds '{key}' in the layout {value.layout}; the "
+                    "model's weights are dense (torch.strided). Pass allow_cast=True to convert it."
+                )
+            if value.dtype != own[key].dtype and not allow_cast:
+                raise ValueError(
+                    f"load_weights: '{filepath}' holds '{key}' as {value.dtype}; the model's "
+                    f"'{key}' is {own[key].dtype}. Loading would cast it; pass allow_cast=True "
+                    "to accept that."
+                )
+        if allow_cast:
+            state = {k: v.to_dense() if v.layout != torch.strided else v for k, v in state.items()}
         self.load_state_dict(state)
 
     def save(self, filepath: Any) -> None:

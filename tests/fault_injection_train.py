@@ -19,6 +19,8 @@ Environment (the process kills itself, so where it dies does not depend on sched
 - ``CADENCE_FI_KILL_AT_REPLACE=n``: SIGKILL just before the process's ``n``-th ``os.replace``: a
   new file (backup, checkpoint, CSV) is written and fsynced but not yet renamed into place, the
   moment when a crash is most likely to leave a file half-written.
+- ``CADENCE_FI_LOCKSTEP=1``: after printing ``B <step>``, wait for a line on stdin before going
+  on, so the test that sends SIGTERM knows how far the run can have gone (one batch at most).
 
 This file is a helper, not a test module (pytest does not collect it).
 """
@@ -54,15 +56,18 @@ def _kill_at_replace(count: int) -> None:
 class Progress(callbacks.Callback):
     """Print where the run restarted from, and a marker after every training batch."""
 
-    def __init__(self, backup: callbacks.BackupAndRestore) -> None:
+    def __init__(self, backup: callbacks.BackupAndRestore, lockstep: bool = False) -> None:
         super().__init__()
         self.backup = backup
+        self.lockstep = lockstep
 
     def on_train_begin(self, logs=None):
         print(f"START {self.backup.restored_from or '-'}", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
         print(f"B {self.model._train_state.global_step}", flush=True)
+        if self.lockstep:
+            sys.stdin.readline()
 
 
 class BackupThenKill(callbacks.BackupAndRestore):
@@ -127,7 +132,7 @@ def main(workdir: str) -> None:
     history = model.fit(
         x, y, batch_size=16, epochs=30, validation_split=0.25, shuffle=True, verbose=0,
         callbacks=[
-            Progress(backup),
+            Progress(backup, lockstep=os.environ.get("CADENCE_FI_LOCKSTEP") == "1"),
             early,
             callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1),
             callbacks.CSVLogger(os.path.join(workdir, "log.csv")),

@@ -1,4 +1,5 @@
-"""Kill a training run with SIGKILL at 11 moments, restart it each time, get the same result.
+"""Kill a training run with SIGKILL at 11 moments, or SIGTERM it at random batches, restart it
+each time, and get the same result.
 
 The run (tests/fault_injection_train.py) trains with shuffling, dropout, validation,
 EarlyStopping, ReduceLROnPlateau, CSVLogger, ModelCheckpoint(save_best_only=True) and
@@ -9,6 +10,12 @@ backups in the middle of an epoch, after an epoch's last batch but before its en
 just before one of its ``os.replace`` calls (a file written but not yet renamed: inside a
 backup, a checkpoint or a CSV rewrite). The final weights, History, CSV file, checkpoints and
 EarlyStopping's epoch equal those of a run never interrupted.
+
+SIGTERM (the pre-emption notice) is sent by the test, at two random batches (the seed is in
+any failure's message), while the run goes one batch at a time in lockstep with it: each run
+exits with status 143 within seconds, having backed up after the batch under way, and the
+next resumes at the following batch, so the batches of all the runs add up to the
+uninterrupted run's, which they end identical to.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,6 +108,8 @@ def _check_files(workdir: Path) -> list[str]:
             continue
         if ".tmp-" in path.name or path.name.endswith(".next"):
             leftovers.append(path.name)
+        elif path.name == ".lock":  # A killed run's lock file: the OS released its lock.
+            continue
         elif path.suffix == ".pt" or path.name.startswith("backup.cadence"):
             io.load_state(path)
         elif path.suffix == ".csv":
@@ -111,11 +123,18 @@ def _check_files(workdir: Path) -> list[str]:
     return leftovers
 
 
-@pytest.mark.timeout(300)  # And each of the 13 runs has its own timeout (RUN_TIMEOUT).
-def test_sigkill_at_11_moments_ends_as_an_uninterrupted_run(tmp_path):
-    reference = tmp_path / "reference"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The run never interrupted, shared by the tests: ``(its folder, its output)``."""
+    reference = tmp_path_factory.mktemp("fault_injection") / "reference"
     ref = _run(reference)
     assert ref["returncode"] == 0, ref["stderr"]
+    return reference, ref
+
+
+@pytest.mark.timeout(300)  # And each of the 13 runs has its own timeout (RUN_TIMEOUT).
+def test_sigkill_at_11_moments_ends_as_an_uninterrupted_run(tmp_path, uninterrupted):
+    reference, ref = uninterrupted
     total = ref["steps"][-1]
     assert ref["steps"] == list(range(1, total + 1))
     expected = json.loads((reference / "result.json").read_text())
@@ -181,3 +200,93 @@ def test_sigkill_at_11_moments_ends_as_an_uninterrupted_run(tmp_path):
     assert not (work / "backup").exists() and not (reference / "backup").exists()
     assert _check_files(reference) == []
     _check_files(work)  # Every file loads; killed writers may leave hidden temporary files.
+
+
+TERM_EXIT = 143  # cadence.trainer.preemption.EXIT_CODE
+TERM_DEADLINE = 20  # Seconds from SIGTERM to the exit: a batch, a backup and Python's exit.
+
+
+def _run_until_sigterm(workdir: Path, term_after: int | None, delay: float) -> dict:
+    """Run the helper in lockstep; after its step ``term_after``, let it go on and SIGTERM it.
+
+    The signal is sent ``delay`` seconds after the run was let go past step ``term_after``, so
+    it lands anywhere in the next batch (its step, its hooks, a backup) or while the run waits.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENCE_FI_")}
+    env["CADENCE_FI_LOCKSTEP"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER), str(workdir)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    watchdog = threading.Timer(RUN_TIMEOUT, proc.kill)  # A hang fails instead of blocking.
+    watchdog.start()
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    start, steps, sent_at = None, [], None
+    try:
+        for line in proc.stdout:
+            kind, _, value = line.strip().partition(" ")
+            if kind == "START":
+                start = value
+            elif kind == "B":
+                steps.append(int(value))
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                if sent_at is None and term_after is not None and int(value) >= term_after:
+                    time.sleep(delay)
+                    proc.send_signal(signal.SIGTERM)
+                    sent_at = time.monotonic()
+        code = proc.wait()
+        exited_after = None if sent_at is None else time.monotonic() - sent_at
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(RUN_TIMEOUT)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+    return {"returncode": code, "start": start, "steps": steps, "stderr": "".join(stderr),
+            "exited_after": exited_after}
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_at_random_batches_backs_up_exits_and_resumes_without_recomputing(
+        tmp_path, uninterrupted):
+    seed = int.from_bytes(os.urandom(4), "little")
+    draw = random.Random(seed)
+    reference, ref = uninterrupted
+    total = ref["steps"][-1]
+    expected = json.loads((reference / "result.json").read_text())
+
+    work = tmp_path / "interrupted"
+    # One in each half, and never near the end: a run must still be training when signalled.
+    targets = [draw.randrange(1, total // 2), draw.randrange(total // 2 + 1, total - 3)]
+    runs = []
+    for target in targets:
+        done = runs[-1]["steps"][-1] if runs else 0
+        after = max(target, done + 1)
+        run = _run_until_sigterm(work, after, draw.uniform(0.0, 0.01))
+        context = (seed, targets, run["steps"][-3:], run["stderr"][-2000:])
+        assert run["returncode"] == TERM_EXIT, context
+        assert run["exited_after"] < TERM_DEADLINE, context
+        assert "Training pre-empted by SIGTERM" in run["stderr"], context
+        assert run["steps"][-1] in (after, after + 1), context  # The batch under way, no more.
+        assert os.listdir(work / "backup") != [], context
+        runs.append(run)
+    final = _run_until_sigterm(work, None, 0.0)
+    assert final["returncode"] == 0, (seed, final["stderr"])
+    runs.append(final)
+
+    # Every run resumed at the step after the previous one stopped: nothing recomputed, and
+    # the batches of all the runs add up to the uninterrupted run's.
+    trained = [step for run in runs for step in run["steps"]]
+    assert trained == list(range(1, total + 1)), (seed, [(r["steps"][:1], r["steps"][-1:]) for r in runs])
+    assert [run["start"] == "-" for run in runs] == [True, False, False], seed
+    assert json.loads((work / "result.json").read_text()) == expected, seed
+    weights, reference_weights = io.load_state(work / "final.pt"), io.load_state(reference / "final.pt")
+    assert all(torch.equal(weights[k], reference_weights[k]) for k in reference_weights), seed
+    assert (work / "log.csv").read_bytes() == (reference / "log.csv").read_bytes(), seed
+    assert not (work / "backup").exists()
+    assert _check_files(work) == [], seed

@@ -184,8 +184,23 @@ def test_truncated_plain_torch_file_is_corrupt(tmp_path):
     path = tmp_path / "w.pt"
     torch.save({"w": torch.ones(100)}, path)
     path.write_bytes(path.read_bytes()[:200])
-    message = r"^Corrupt file '.*w\.pt': unreadable torch file \(PytorchStreamReader"
+    message = r"^Corrupt file '.*w\.pt': damaged zip archive \(File is not a zip file\)\.$"
     with pytest.raises(CorruptFileError, match=message):
+        load_torch_file(path)
+
+
+def test_a_flipped_byte_in_a_plain_torch_file_fails_its_zip_crc(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.arange(64, dtype=torch.float32)}, path)
+    data = bytearray(path.read_bytes())
+    index = bytes(data).index(torch.arange(64, dtype=torch.float32).numpy().tobytes()) + 100
+    data[index] ^= 0x01
+    path.write_bytes(bytes(data))
+    message = (
+        f"Corrupt file '{path}': checksum mismatch in the zip entry (Bad CRC-32 for file "
+        "'w/data/0')."
+    )
+    with pytest.raises(CorruptFileError, match=f"^{re.escape(message)}$"):
         load_torch_file(path)
 
 
@@ -330,9 +345,37 @@ def test_safetensors_refusals(tmp_path):
     assert not path.exists()
     save_weights_file({"w": torch.ones(100)}, path)
     path.write_bytes(path.read_bytes()[:-10])
-    message = r"^Corrupt file '.*w\.safetensors': unreadable safetensors file \("
-    with pytest.raises(CorruptFileError, match=message):
+    message = f"Corrupt file '{path}': truncated: the tensors need 400 bytes of data, the file has 390."
+    with pytest.raises(CorruptFileError, match=f"^{re.escape(message)}$"):
         load_weights_file(path)
+
+
+@pytest.mark.parametrize("where", ["data", "header"])
+def test_a_flipped_byte_in_a_safetensors_file_fails_its_checksum(tmp_path, where):
+    path = tmp_path / "w.safetensors"
+    save_weights_file({"w": torch.arange(16, dtype=torch.float32)}, path)
+    data = bytearray(path.read_bytes())
+    if where == "data":
+        data[-5] ^= 0x01
+    else:  # The shape [16] becomes [17]: still a header safetensors itself would read.
+        data = bytearray(bytes(data).replace(b'"shape":[16]', b'"shape":[17]'))
+    path.write_bytes(bytes(data))
+    message = f"Corrupt file '{path}': checksum mismatch (the file's bytes were altered)."
+    with pytest.raises(CorruptFileError, match=f"^{re.escape(message)}$"):
+        load_weights_file(path)
+
+
+def test_a_safetensors_file_carries_its_checksum_and_foreign_files_load(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_weights_file({"w": torch.arange(4.0)}, path)
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+    assert sorted(metadata) == ["cadence_sha256", "format"] and len(metadata["cadence_sha256"]) == 64
+    save_file({"w": torch.arange(4.0)}, str(tmp_path / "other.safetensors"))  # No checksum.
+    assert torch.equal(load_weights_file(tmp_path / "other.safetensors")["w"], torch.arange(4.0))
 
 
 @pytest.mark.parametrize("name", ["w.pt", "w.pth", "w.bin", "w.ckpt", "weights"])

@@ -181,3 +181,29 @@ def test_rotate_write_keeps_previous_when_newest_is_corrupt_inside(tmp_path):
     assert load_state(path) == {"step": 3}
     # The damaged file did not push out the good previous one.
     assert load_state(tmp_path / "backup.cadence.prev") == {"step": 1}
+
+
+def _no_space(fd):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_partial_next_file_after_no_space_is_removed_at_once(tmp_path, monkeypatch):
+    path = tmp_path / "backup.cadence"
+    rotate_write(path, {"step": 1})
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with pytest.raises(OSError, match=r"No space left on device"):
+        rotate_write(path, {"step": 2, "big": torch.zeros(1000)})
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["backup.cadence"]
+    assert path.read_bytes() == before
+
+
+def test_a_partial_temporary_file_after_no_space_is_removed_at_once(tmp_path, monkeypatch):
+    path = tmp_path / "state.pt"
+    save_state({"step": 1}, path)
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with pytest.raises(OSError, match=r"No space left on device"):
+        save_state({"step": 2}, path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["state.pt"] and load_state(path) == {"step": 1}

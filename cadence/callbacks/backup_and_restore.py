@@ -7,13 +7,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cadence import io, saving
+from cadence import file_lock, io, output_paths, saving
 from cadence.callbacks.callback import Callback, overridden_below
+from cadence.callbacks.log_values import plain_numpy
+from cadence.distributed import core as distributed_core
 from cadence.trainer.state import check_state_dict
 
 BACKUP_FORMAT = "cadence-backup"
 BACKUP_VERSION = 1
 BACKUP_NAME = "backup.cadence"
+LOCK_NAME = ".lock"
 
 
 class BackupAndRestore(Callback):
@@ -41,6 +44,18 @@ class BackupAndRestore(Callback):
     ``backup.cadence.prev``) until the new one is complete, and a truncated or corrupt newest
     backup is skipped, with a warning, for the previous one. Loading never unpickles Python
     objects.
+
+    Before anything is read, ``on_train_begin`` checks that ``backup_dir`` can be a folder (not a
+    file, a symbolic link to nothing, or under a file) and takes an exclusive lock on it
+    (``backup_dir/.lock``, released by the OS if the process dies): a second run on the same
+    folder is refused, naming the folder and the first run's process id. It then removes the
+    temporary files of writers that were killed (their process no longer runs). The whole
+    backup is validated, values included (every callback's state through its
+    ``check_state_dict`` when it has one), before anything is loaded. Numpy values in the
+    logs or in callbacks' states are saved as numbers or lists.
+
+    On SIGTERM (or SIGUSR1) during ``fit``, a backup is written after the current batch and
+    the process exits (see :mod:`cadence.trainer.preemption`).
 
     Limits: the data order is reproduced for arrays, tensors, data sets and sequences
     read by cadence; a ``DataLoader`` with its own shuffling sampler resumes exactly only at epoch
@@ -95,6 +110,7 @@ class BackupAndRestore(Callback):
         #: The file the last restore read (``None`` when ``fit`` started afresh).
         self.restored_from: Path | None = None
         self._save_at_epoch_end = False
+        self._lock: file_lock.FileLock | None = None
 
     @property
     def path(self) -> Path:
@@ -107,6 +123,7 @@ class BackupAndRestore(Callback):
         state = self._train_state()
         self.restored_from = None
         self._save_at_epoch_end = False
+        self._take_folder()
         found = self._read()
         if found is None:
             return
@@ -148,6 +165,28 @@ class BackupAndRestore(Callback):
         """Delete the backup: training finished normally (with ``delete_checkpoint``)."""
         if self.delete_checkpoint:
             self.delete()
+        self.release_resources()
+
+    def release_resources(self) -> None:
+        """Release the folder's lock; ``fit`` calls this however it ends."""
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
+            with contextlib.suppress(OSError):  # Left empty by delete(): remove it.
+                Path(self.backup_dir).rmdir()
+
+    def _take_folder(self) -> None:
+        """Check the folder, lock it (on rank 0) and remove dead writers' temporary files."""
+        output_paths.check_output_folder(self.backup_dir, "BackupAndRestore", "backup_dir")
+        if not distributed_core.is_rank_zero():
+            return
+        if self._lock is None:
+            self._lock = file_lock.FileLock(
+                Path(self.backup_dir) / LOCK_NAME, "BackupAndRestore",
+                f"backup_dir={self.backup_dir!r}",
+            )
+        self._lock.acquire()
+        file_lock.remove_stale_temp_files(self.backup_dir)
 
     # ----------------------------------------------------------------- files
     def save(self) -> None:
@@ -160,7 +199,7 @@ class BackupAndRestore(Callback):
             "callbacks": self._callback_states(state),
             "train_state": state.state_dict(),
         }
-        payload = saving.plain_state(payload)
+        payload = saving.plain_state(plain_numpy(payload))
         if self.double_checkpoint:
             io.rotate_write(self.path, payload)
         else:
@@ -170,6 +209,7 @@ class BackupAndRestore(Callback):
         """Remove the backup files (and leftovers of killed writers); then the folder if empty."""
         folder = Path(self.backup_dir)
         names = [BACKUP_NAME, BACKUP_NAME + ".prev", BACKUP_NAME + ".next"]
+        # The lock file stays until release_resources(), which then removes the empty folder.
         for name in names:
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
@@ -251,6 +291,15 @@ class BackupAndRestore(Callback):
                 f"'{source}' was written by a run with other callbacks: " + "; ".join(detail)
                 + ". Restart with the same callbacks, or delete the backup folder to start over."
             )
+        for key, value in saved.items():  # Every state checked before anything is loaded.
+            check = getattr(keyed[key], "check_state_dict", None)
+            if callable(check):
+                try:
+                    check(value)
+                except (KeyError, TypeError, ValueError) as error:
+                    raise ValueError(
+                        f"'{source}': the state of callback '{key}' is malformed: {error}"
+                    ) from error
         # Metric states matter only mid-epoch: an epoch's start resets them.
         mid_epoch = int(payload["train_state"]["step_in_epoch"]) > 0
         saving.load_training_state(self.model, payload["model"], metrics=mid_epoch)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import io as _io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cadence import io
+from cadence import file_lock, io, output_paths
 from cadence.callbacks.callback import Callback
+from cadence.callbacks.log_values import check_log_keys
 
 
 def format_value(value: Any) -> str:
@@ -41,11 +43,20 @@ class CSVLogger(Callback):
     atomically, with the wider header and the earlier rows padded with ``NA``. Unlike
     Keras, no ``val_`` columns are invented for a run without validation.
 
-    Every epoch's write is atomic: the whole file (a few kilobytes) goes to a temporary file
-    that is fsynced and renamed into place, so the file is complete at every instant, even if
-    the process is killed mid-write. The callback keeps the rows of the file, so its
+    Without ``append``, every epoch's write is atomic: the whole file (a few kilobytes) goes to
+    a temporary file that is fsynced and renamed into place, so the file is complete at every
+    instant, even if the process is killed mid-write. With ``append=True``, as in Keras, each
+    epoch's row is appended to the file (and fsynced); the whole file is rewritten, atomically,
+    only when a new key widens the header or a backup is restored. An appending run holds an
+    exclusive lock on the file (``.<name>.lock`` beside it, released by the OS if the process
+    dies), so a second run appending to the same file is refused, naming the file and the first
+    run's process id, and no row is ever lost; a line left half-written by a killed process is
+    removed (with a warning) when the next run starts.
+
+    The path is checked in ``on_train_begin``: a folder, or a path under a file, is refused
+    before the first batch. The callback keeps the rows of the file, so its
     :meth:`state_dict` lets ``BackupAndRestore`` rewrite the file exactly as it was at the
-    backup: a resumed run never duplicates or loses a row.
+    backup: a resumed run never duplicates or loses a row. Log keys must be strings.
 
     Args:
         filename: The CSV file, e.g. ``"run/log.csv"``; parent folders are created.
@@ -74,6 +85,8 @@ class CSVLogger(Callback):
         # that an epoch formats one new line, not the whole file.
         self._formatted: list[tuple[dict[str, str], str]] = []
         self._formatted_columns: list[str] | None = None
+        self._lock: file_lock.FileLock | None = None
+        self._begun = False
 
     # ----------------------------------------------------------------- text
     def _line(self, cells: list[str]) -> str:
@@ -105,12 +118,28 @@ class CSVLogger(Callback):
         io.atomic_write_text(self.filename, text)
         self._in_sync = True
 
+    def _append(self, row: dict[str, str]) -> None:
+        """Append one row's line to the file and fsync it (``append=True``)."""
+        with open(self.filename, "a", encoding="utf-8", newline="") as f:
+            f.write(self._row_line(row))
+            f.flush()
+            os.fsync(f.fileno())
+
     def _read_existing(self) -> None:
         """Load the header and rows of an existing file to continue it (``append=True``)."""
         self.columns, self.rows = None, []
         path = Path(self.filename)
         if not path.is_file():
             return
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):  # A killed appender's half-written line.
+            end = data.rfind(b"\n") + 1
+            warnings.warn(
+                f"CSVLogger: '{self.filename}' ends with a half-written line "
+                f"({data[end:][:60]!r}), left by a process killed while appending; it is removed.",
+                stacklevel=3,
+            )
+            os.truncate(path, end)
         with open(path, encoding="utf-8", newline="") as f:
             records = list(csv.reader(f, delimiter=self.sep))
         records = [record for record in records if record]
@@ -121,9 +150,21 @@ class CSVLogger(Callback):
 
     # ----------------------------------------------------------------- hooks
     def on_train_begin(self, logs: dict | None = None) -> None:
-        """Start the file (or continue it with ``append``), unless a state was just restored."""
+        """Check the path, lock it (``append``), and start or continue the file.
+
+        After a restored backup, the file is rewritten to hold exactly the backup's rows.
+        """
+        output_paths.check_output_file(self.filename, "CSVLogger", "filename")
+        if self.append:
+            if self._lock is None:
+                lock_file = Path(self.filename).with_name(f".{Path(self.filename).name}.lock")
+                self._lock = file_lock.FileLock(lock_file, "CSVLogger", f"filename={self.filename!r}")
+            self._lock.acquire()
+        file_lock.remove_stale_temp_files(Path(self.filename).parent, Path(self.filename).name)
+        self._begun = True
         if self._restored:
             self._restored = False
+            self._rewrite()
             return
         if self.append:
             self._read_existing()
@@ -135,14 +176,17 @@ class CSVLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Add the epoch's row and write the file atomically (a new key widens the header)."""
         logs = logs or {}
+        check_log_keys(logs, "CSVLogger", "on_epoch_end")
         row = {"epoch": str(epoch)}
-        row.update((str(key), format_value(value)) for key, value in logs.items())
+        row.update((key, format_value(value)) for key, value in logs.items())
         known = set(self.columns or [])
         self.rows.append(row)
         if self.columns is None or not known.issuperset(row):
             keys = (known | set(row)) - {"epoch"}
             self.columns = ["epoch", *sorted(keys)]
             self._rewrite()
+        elif self.append and self._in_sync:
+            self._append(row)
         else:
             self._rewrite()
 
@@ -151,6 +195,14 @@ class CSVLogger(Callback):
         if not self._in_sync:
             self._rewrite()
         self._restored = False
+        self.release_resources()
+        self._begun = False
+
+    def release_resources(self) -> None:
+        """Release the lock of an appended file; ``fit`` calls this however it ends."""
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -160,14 +212,38 @@ class CSVLogger(Callback):
             "rows": [dict(row) for row in self.rows],
         }
 
+    def check_state_dict(self, state: Any) -> None:
+        """Raise a ``ValueError`` if ``state`` is not a state :meth:`state_dict` could return."""
+        if not isinstance(state, dict) or set(state) != {"columns", "rows"}:
+            found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"expected a dict with the keys ['columns', 'rows']; received {found}")
+        columns, rows = state["columns"], state["rows"]
+        if columns is not None and (
+            not isinstance(columns, list | tuple) or not all(isinstance(c, str) for c in columns)
+        ):
+            raise ValueError(f"columns must be None or a list of strings; received {columns!r}")
+        if not isinstance(rows, list | tuple):
+            raise ValueError(f"rows must be a list of dicts; received {type(rows).__name__}")
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in row.items()
+            ):
+                raise ValueError(f"row {index} must be a dict of strings to strings; received {row!r}")
+            unknown = sorted(set(row) - set(columns or ()))
+            if unknown:
+                raise ValueError(f"row {index} has the keys {unknown}, which are not columns")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the rows and rewrite the file to match them exactly (atomically).
+        """Restore the rows; the next ``on_train_begin`` rewrites the file to match them exactly.
 
         Rows written after the backup was taken (by a run that was then killed) disappear, so
         the resumed run writes them again exactly once.
         """
+        self.check_state_dict(state)
         columns = state["columns"]
         self.columns = None if columns is None else list(columns)
         self.rows = [dict(row) for row in state["rows"]]
-        self._rewrite()
-        self._restored = True
+        if self._begun:  # Loaded after on_train_begin checked (and locked) the path.
+            self._rewrite()
+        else:
+            self._restored = True

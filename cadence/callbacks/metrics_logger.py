@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from cadence.callbacks.callback import Callback
+from cadence.callbacks.log_values import check_log_keys
 
 _OWNER = "MetricsLogger"
 
@@ -110,6 +111,7 @@ class MetricsLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         """Print the epoch's line."""
+        check_log_keys(logs, _OWNER, "on_epoch_end")
         epochs = self.params.get("epochs", "?")
         self._emit(format_epoch_line(epoch, epochs, logs or {}, self.prefix_train, self.decimals))
 

@@ -12,8 +12,9 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from cadence import extras
+from cadence import extras, output_paths
 from cadence.callbacks.callback import Callback
+from cadence.callbacks.log_values import check_log_keys, plain_value
 from cadence.trainer.logs import to_python
 
 _INVALID_KEY = re.compile(r"[^\w\-. /]")
@@ -173,9 +174,11 @@ class MLflowLogger(Callback):
         self._params_logged = False
         return self.run_id
 
-    def _log_metrics(self, values: Mapping[str, Any], step: int, prefix: str = "") -> None:
+    def _log_metrics(self, values: Mapping[str, Any], step: int, prefix: str = "", hook: str = "") -> None:
         from mlflow.entities import Metric
 
+        check_log_keys(values, "MLflowLogger", hook)
+        values = {key: plain_value(value) for key, value in values.items()}
         run_id = self._ensure_run()
         self._log_params_once(run_id)
         stamp = _now_ms()
@@ -248,9 +251,25 @@ class MLflowLogger(Callback):
                     steps = [m.step for m in self.client.get_metric_history(self.run_id, key)]
                     self._logged_through[kind] = max([self._logged_through[kind], *steps])
 
+    def _check_store(self) -> None:
+        uri = self.tracking_uri
+        if uri.startswith("sqlite:///"):
+            path = uri[len("sqlite:///"):].split("?")[0]
+            if path and path != ":memory:":
+                output_paths.check_output_file(path, "MLflowLogger", "tracking_uri")
+        elif uri.startswith("file://"):
+            output_paths.check_output_folder(uri[len("file://"):], "MLflowLogger", "tracking_uri")
+        elif "://" not in uri and not uri.startswith("databricks"):
+            output_paths.check_output_folder(uri, "MLflowLogger", "tracking_uri")
+
     # ------------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
-        """Start a new run for this ``fit``, unless a backup was just restored into this callback."""
+        """Start a new run for this ``fit``, unless a backup was just restored into this callback.
+
+        A local store (``sqlite:///path.db``, a folder, ``file://``) is checked first: a path
+        under a file, or an SQLite file that is a folder, is refused before the first batch.
+        """
+        self._check_store()
         if not self._restored:
             self.run_id = None
             self._params_logged = False
@@ -267,7 +286,9 @@ class MLflowLogger(Callback):
         if self._global_train_batch <= self._logged_through["batch"]:
             return
         if self.log_every_n_batches and self._global_train_batch % self.log_every_n_batches == 0:
-            self._log_metrics(to_python(logs), self._global_train_batch, prefix="batch_")
+            self._log_metrics(
+                to_python(logs), self._global_train_batch, prefix="batch_", hook="on_train_batch_end"
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         """Log every numeric key of the epoch's logs at ``step=epoch``."""
@@ -278,7 +299,7 @@ class MLflowLogger(Callback):
             rate = _learning_rate(self.model)
             if rate is not None:
                 values["learning_rate"] = rate
-        self._log_metrics(values, epoch)
+        self._log_metrics(values, epoch, hook="on_epoch_end")
 
     def on_train_end(self, logs=None):
         """Upload the artifacts and mark the run finished."""

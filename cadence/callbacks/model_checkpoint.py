@@ -7,9 +7,10 @@ import string
 from pathlib import Path
 from typing import Any
 
-from cadence import io
+from cadence import file_lock, io, output_paths
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
+from cadence.distributed import core as distributed_core
 from cadence.trainer.logs import to_python
 
 
@@ -33,6 +34,12 @@ class ModelCheckpoint(MonitorCallback):
       either.
 
     Every save goes through :meth:`_save_model`, Keras's extension point.
+
+    The path is checked in ``on_train_begin``, before the first batch: a template's fixed folder
+    (``ckpt`` in ``"ckpt/{epoch}.pt"``) under a file, or a fixed ``filepath`` that is a folder,
+    is refused, as is, at a save, a formatted value that would leave the template's folder (a
+    string in the logs holding ``/`` or ``..``). Temporary files left in that folder by killed
+    writers (whose process no longer runs) are removed.
 
     Unlike Keras, the monitor's direction is only needed (and ``mode="auto"`` only has to
     decide) when ``save_best_only=True``.
@@ -101,7 +108,15 @@ class ModelCheckpoint(MonitorCallback):
         return self.save_best_only
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        """Resolve the direction when saving best only; the best value carries across fits."""
+        """Check the path; resolve the direction when saving best only (the best carries over)."""
+        folder = self._fixed_folder()
+        if folder is None:
+            output_paths.check_output_file(self.filepath, "ModelCheckpoint", "filepath")
+            folder = os.path.dirname(self.filepath) or "."
+        else:
+            output_paths.check_output_folder(folder, "ModelCheckpoint", "filepath")
+        if distributed_core.is_rank_zero():  # The rank that writes the checkpoints.
+            file_lock.remove_stale_temp_files(folder)
         super().on_train_begin(logs)
         if self.save_best_only and self.best is None:
             self.best = self._worst()
@@ -140,19 +155,37 @@ class ModelCheckpoint(MonitorCallback):
             self._save_model(epoch, None, logs or {})
 
     # ----------------------------------------------------------------- saving
+    def _fixed_folder(self) -> str | None:
+        """Return the folder of a template before its first field (None without fields)."""
+        literal = ""
+        for text, field, _, _ in string.Formatter().parse(self.filepath):
+            literal += text
+            if field is not None:
+                return os.path.dirname(literal) or "."
+        return None
+
     def _format_path(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> str:
         fields = dict(logs)
         fields["epoch"] = epoch + 1
         if batch is not None and "batch" not in logs:
             fields["batch"] = batch + 1
         try:
-            return self.filepath.format(**fields)
+            path = self.filepath.format(**fields)
+            formatter = string.Formatter()
+            for _, field, spec, conversion in formatter.parse(self.filepath):
+                if field is None:
+                    continue
+                value, _ = formatter.get_field(field, (), fields)
+                text = format(formatter.convert_field(value, conversion), spec or "")
+                _check_field_value(self.filepath, field, text)
+            _check_parts(self.filepath, path)
         except (KeyError, IndexError) as error:
             available = ", ".join(sorted(fields))
             raise KeyError(
                 f"Failed to format the ModelCheckpoint filepath {self.filepath!r}: the field "
                 f"{error} is not available. Available fields are: {available}."
             ) from None
+        return path
 
     def _should_save(self, epoch: int, logs: dict[str, Any], path: str) -> bool:
         if not self.save_best_only:
@@ -190,10 +223,7 @@ class ModelCheckpoint(MonitorCallback):
         path = self._format_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, path):
             return
-        if os.path.isdir(path):
-            raise IsADirectoryError(
-                f"ModelCheckpoint filepath must name a file, but {path!r} is an existing folder."
-            )
+        output_paths.check_output_file(path, "ModelCheckpoint", "filepath")
         if self.save_weights_only or Path(path).suffix.lower() == ".safetensors":
             io.save_weights_file(self.model.state_dict(), path)
             return
@@ -215,3 +245,28 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_seen_since_last_saving = int(state["batches_seen_since_last_saving"])
         self._last_batch_seen = int(state["last_batch_seen"])
         self._current_epoch = int(state["current_epoch"])
+
+
+def _check_field_value(template: str, field: str, text: str) -> None:
+    """Refuse a formatted field value that would change the folder a checkpoint goes to."""
+    separators = {"/", os.sep, *([os.altsep] if os.altsep else [])}
+    if any(sep in text for sep in separators) or text in ("..", "."):
+        raise ValueError(
+            f"ModelCheckpoint filepath {template!r}: the field {{{field}}} formats as {text!r}, "
+            "which would leave the checkpoint's folder; a value used in a file name must not "
+            "hold '/' or '..'."
+        )
+
+
+def _check_parts(template: str, path: str) -> None:
+    """Refuse a formatted path whose folders differ in number or hold a new ``.``/``..``."""
+    fixed, formatted = Path(template).parts, Path(path).parts
+    moved = len(fixed) != len(formatted) or any(
+        part in ("..", ".") and part != fixed[index] for index, part in enumerate(formatted)
+    )
+    if moved:
+        raise ValueError(
+            f"ModelCheckpoint filepath {template!r} formats as {path!r}, which would leave the "
+            "checkpoint's folder; a value used in a file name must not hold '/' or '..'."
+        )
+

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +29,58 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: At most this many bytes of a response are read (the body is not used); the rest is dropped.
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: the user's headers (``Authorization``) never go to another address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102, ANN001
+        return None
+
+
+def _recording(base: type, sockets: list) -> type:
+    """Return a subclass of an ``http.client`` connection that keeps the sockets it opens."""
+
+    class Recording(base):
+        def connect(self) -> None:
+            super().connect()
+            sockets.append(self.sock)
+
+    return Recording
+
+
+class _RecordingHTTP(urllib.request.HTTPHandler):
+    """Keep the sockets it opens, so the caller can shut them down at the deadline."""
+
+    def __init__(self, sockets: list) -> None:
+        super().__init__()
+        self.connection = _recording(http.client.HTTPConnection, sockets)
+
+    def http_open(self, req):  # noqa: D102, ANN001
+        return self.do_open(self.connection, req)
+
+
+class _RecordingHTTPS(urllib.request.HTTPSHandler):
+    """The HTTPS twin of :class:`_RecordingHTTP`."""
+
+    def __init__(self, sockets: list) -> None:
+        super().__init__()
+        self.connection = _recording(http.client.HTTPSConnection, sockets)
+
+    def https_open(self, req):  # noqa: D102, ANN001
+        return self.do_open(self.connection, req, context=self._context)
+
+
+def _post(opener: Any, request: Any, timeout: float, outcome: dict) -> None:
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            response.read(MAX_RESPONSE_BYTES)
+    except BaseException as error:  # noqa: BLE001 - reported by the caller's thread
+        outcome["error"] = error
+
+
 class RemoteMonitor(Callback):
     """Send each epoch's logs to a server with an HTTP POST, as Keras's ``RemoteMonitor``.
 
@@ -34,13 +89,20 @@ class RemoteMonitor(Callback):
     ``send_as_json=True``, as a JSON body (``Content-Type: application/json``). A server that
     cannot be reached or answers with an HTTP error gives a warning; training goes on.
 
+    ``timeout`` bounds the whole request (connecting, sending, the server's answer), not each
+    socket read: a server that answers a byte at a time is cut off at the deadline, with a
+    warning. At most ``MAX_RESPONSE_BYTES`` (64 KiB) of the answer are read. Unlike Keras
+    (``requests``), redirects are not followed, so the ``headers`` (often an
+    ``Authorization``) never go to another host or port: a 3xx answer gives a warning naming
+    where it pointed. HTTP proxies of the environment (``http_proxy``, ...) are used.
+
     Args:
         root: The server's root URL, ``http://`` or ``https://``.
         path: The path, relative to ``root``, that events are posted to.
         field: The form field holding the JSON text (form posts only).
         headers: Extra HTTP headers, a dict of strings.
         send_as_json: Post the JSON as the request body instead of a form.
-        timeout: Seconds to wait for the server before giving up on an epoch's post.
+        timeout: Seconds the whole post of an epoch may take before it is abandoned.
 
     Raises:
         ValueError: If ``root`` is not an http(s) URL with a host, or ``path`` would change the
@@ -70,6 +132,10 @@ class RemoteMonitor(Callback):
             )
         if headers is not None and not isinstance(headers, dict):
             raise ValueError(f"RemoteMonitor headers must be a dict or None; received: headers={headers!r}.")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(
+                f"RemoteMonitor timeout must be a positive number of seconds; received: timeout={timeout!r}."
+            )
         if not isinstance(field, str) or not field:
             raise ValueError(f"RemoteMonitor field must be a non-empty string; received: field={field!r}.")
         self.root = root
@@ -92,18 +158,64 @@ class RemoteMonitor(Callback):
             content_type = "application/x-www-form-urlencoded"
         headers = {"Content-Type": content_type, **(self.headers or {})}
         request = urllib.request.Request(self.root + self.path, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
+        error = self._send(request)
+        if error is None:
+            return
+        if isinstance(error, TimeoutError) and str(error) == "deadline":
+            warnings.warn(
+                f"RemoteMonitor: the server at {self.root} did not complete the post of epoch "
+                f"{epoch} within timeout={self.timeout} seconds (a deadline for the whole request); "
+                "the post was abandoned.",
+                stacklevel=2,
+            )
+        elif isinstance(error, urllib.error.HTTPError) and 300 <= error.code < 400:
+            location = error.headers.get("Location") if error.headers is not None else None
+            error.close()
+            warnings.warn(
+                f"RemoteMonitor: the server at {self.root} answered HTTP {error.code} to the post "
+                f"of epoch {epoch}, redirecting to {location!r}; redirects are not followed (the "
+                "headers would go to another address). Use the final URL as root and path.",
+                stacklevel=2,
+            )
+        elif isinstance(error, urllib.error.HTTPError):
             error.close()
             warnings.warn(
                 f"RemoteMonitor: the server at {self.root} answered HTTP {error.code} "
                 f"({error.reason}) to the post of epoch {epoch}.",
                 stacklevel=2,
             )
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        elif isinstance(error, urllib.error.URLError | http.client.HTTPException | OSError):
             warnings.warn(
                 f"Could not reach RemoteMonitor root server at {self.root} ({error}).",
                 stacklevel=2,
             )
+        else:
+            raise error
+
+    def _send(self, request: Any) -> BaseException | None:
+        """Post ``request`` in a helper thread; return its error, or TimeoutError at the deadline.
+
+        At the deadline the connection's socket is shut down, which ends the helper thread's
+        blocked read at once, so no thread outlives the post for long.
+        """
+        sockets: list = []
+        opener = urllib.request.build_opener(
+            _NoRedirect, _RecordingHTTP(sockets), _RecordingHTTPS(sockets)
+        )
+        outcome: dict[str, BaseException] = {}
+        worker = threading.Thread(
+            target=_post, args=(opener, request, self.timeout, outcome),
+            name="cadence-RemoteMonitor", daemon=True,
+        )
+        worker.start()
+        worker.join(self.timeout)
+        late = worker.is_alive()
+        if late:
+            for sock in list(sockets):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            # Shut down, a socket's read ends at once; a connect() under way, at its own timeout.
+            worker.join(max(self.timeout, 10.0))
+        for sock in sockets:
+            sock.close()
+        return TimeoutError("deadline") if late else outcome.get("error")

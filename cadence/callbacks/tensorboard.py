@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from cadence import extras
+from cadence import extras, output_paths
 from cadence.callbacks.callback import Callback
+from cadence.callbacks.log_values import check_log_keys, plain_value
 from cadence.trainer.logs import to_python
 
 _VAL = "val_"
@@ -64,6 +65,10 @@ class TensorBoard(Callback):
       every ``histogram_freq`` epochs, for every parameter and floating-point buffer.
 
     Batch logs are read from the device only at the ``update_freq`` rate, never every batch.
+    Numpy and torch scalars in the logs are written as numbers; a log key that is not a string
+    is refused. ``log_dir`` (and its ``train``/``validation`` folders) is checked in
+    ``on_train_begin``: a file there is refused before the first batch. The event writers
+    (and their threads) are closed however ``fit`` ends, an exception included.
 
     Run ``tensorboard --logdir <log_dir>`` to view them. Needs the ``tensorboard`` extra
     (``pip install 'cadence[tensorboard]'``).
@@ -210,7 +215,9 @@ class TensorBoard(Callback):
 
     # ------------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
-        """Start counting batches (unless just restored) and prepare the graph capture."""
+        """Check ``log_dir``, start counting batches (unless restored), prepare the graph capture."""
+        for folder in (self.log_dir, self.train_dir, self.validation_dir):
+            output_paths.check_output_folder(folder, "TensorBoard", "log_dir")
         if not self._restored:
             self._global_train_batch = 0
             self._epochs_written = 0
@@ -251,7 +258,7 @@ class TensorBoard(Callback):
             self._write_graph()
         step = self._global_train_batch
         if self.update_freq != "epoch" and step % self.update_freq == 0:
-            values = {k: v for k, v in to_python(logs).items() if _is_scalar(v)}
+            values = _scalars(to_python(logs), "on_train_batch_end")
             if self.write_steps_per_second:
                 elapsed = time.perf_counter() - self._batch_start
                 values["steps_per_second"] = 1.0 / elapsed if elapsed > 0 else float("inf")
@@ -263,9 +270,9 @@ class TensorBoard(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         """Write the epoch's training and validation scalars, and the histograms when due."""
-        logs = logs or {}
-        train = {k: v for k, v in logs.items() if not k.startswith(_VAL) and _is_scalar(v)}
-        validation = {k[len(_VAL):]: v for k, v in logs.items() if k.startswith(_VAL) and _is_scalar(v)}
+        logs = _scalars(logs, "on_epoch_end")
+        train = {k: v for k, v in logs.items() if not k.startswith(_VAL)}
+        validation = {k[len(_VAL):]: v for k, v in logs.items() if k.startswith(_VAL)}
         rate = _learning_rate(self.model)
         if rate is not None:
             train["learning_rate"] = rate
@@ -292,13 +299,16 @@ class TensorBoard(Callback):
         if iterations is None or not logs:
             return
         writer = self._writer("validation")
-        for key, value in logs.items():
-            if _is_scalar(value):
-                writer.add_scalar(f"evaluation_{key}_vs_iterations", value, int(iterations))
+        for key, value in _scalars(logs, "on_test_end").items():
+            writer.add_scalar(f"evaluation_{key}_vs_iterations", value, int(iterations))
         writer.flush()
 
     def on_train_end(self, logs=None):
         """Stop a running profile and close the event files."""
+        self.release_resources()
+
+    def release_resources(self) -> None:
+        """Stop a running profile and close the event files; ``fit`` calls this however it ends."""
         self._remove_graph_hook()
         self._stop_profiler()
         self._close_writers()
@@ -370,6 +380,13 @@ class TensorBoard(Callback):
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _scalars(logs: dict | None, hook: str) -> dict[str, Any]:
+    """Return the numeric values of ``logs`` (numpy and torch scalars as numbers)."""
+    check_log_keys(logs, "TensorBoard", hook)
+    values = {key: plain_value(value) for key, value in (logs or {}).items()}
+    return {key: value for key, value in values.items() if _is_scalar(value)}
 
 
 def _learning_rate(model: Any) -> float | None:

@@ -12,6 +12,9 @@ all epochs done                        --                   yes             yes
 the data runs out (a generator)        skipped              yes             yes
 an exception in a step or a callback   skipped              no              no
 ``KeyboardInterrupt`` (Ctrl-C)         skipped              no              no
+SIGTERM/SIGUSR1 with BackupAndRestore  skipped after the    no              no
+(:mod:`~cadence.trainer.preemption`)   current batch
+SIGTERM/SIGUSR1 without a backup       as a stop            yes             yes
 =====================================  ===================  ==============  ============
 
 As in Keras, ``on_train_end`` means training finished normally; an exception or Ctrl-C
@@ -38,7 +41,7 @@ from cadence.data.class_weight import (
     sample_weight_from_class_weight,
 )
 from cadence.optimizers import OptimizerMixin
-from cadence.trainer import arguments, step_plan
+from cadence.trainer import arguments, preemption, step_plan
 from cadence.trainer.logs import to_python
 from cadence.trainer.state import TrainState
 
@@ -150,56 +153,59 @@ def fit(
         stop = distributed.StopAgreement(callback_list, model)
         reduce_batch = distributed.needs_plain_logs(callback_list, "on_train_batch_end")
     train_step = step_plan.train_function(model)
-    callback_list.on_train_begin()
-    if several:  # Every rank has read a backup before rank 0 may write or delete one.
-        distributed.barrier()
-    # A restored backup (BackupAndRestore) sets the position, the last epoch's logs, and
-    # stop_training when it was taken after training was told to stop.
-    training_logs: dict[str, Any] | None = state.epoch_logs
-    stopped_before = state.restored and model.stop_training
-    epoch = state.epoch
-    while epoch < epochs:
-        if state.step_in_epoch == 0:
-            if stopped_before:
+    with preemption.guard(model, callback_list, state) as preempt:  # SIGTERM: back up, exit.
+        callback_list.on_train_begin()
+        if several:  # Every rank has read a backup before rank 0 may write or delete one.
+            distributed.barrier()
+        # A restored backup (BackupAndRestore) sets the position, the last epoch's logs, and
+        # stop_training when it was taken after training was told to stop.
+        training_logs: dict[str, Any] | None = state.epoch_logs
+        stopped_before = state.restored and model.stop_training
+        epoch = state.epoch
+        while epoch < epochs:
+            if state.step_in_epoch == 0:
+                if stopped_before:
+                    break
+                model.reset_metrics()
+                callback_list.on_epoch_begin(epoch)
+            model.train()
+            logs: Any = None
+            hooked = callback_list.wants_batch_hooks("train")  # Else both batch hooks do nothing.
+            for batch in () if stopped_before else iterator.epoch():
+                step = state.step_in_epoch
+                if hooked:
+                    callback_list.on_train_batch_begin(step)
+                if table is not None:
+                    batch = _with_class_weight(batch, table)
+                logs = train_step(batch if move is None else move(batch))
+                state.step_in_epoch += 1
+                state.global_step += 1
+                if hooked:
+                    callback_list.on_train_batch_end(
+                        step, distributed.reduce_logs(model, logs) if reduce_batch else logs
+                    )
+                preempt.after_batch()
+                if model.stop_training if stop is None else stop.after_batch():
+                    break
+            adapter.on_epoch_end()
+            epoch_logs = _read_logs(model, logs, several)
+            if validation is not None and arguments.should_validate(epoch, validation_freq):
+                val_logs = run_evaluation(model, validation, callback_list, validation_steps)
+                epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            state.epoch = epoch + 1
+            state.step_in_epoch = 0
+            state.epoch_logs = epoch_logs  # The same dict: what callbacks add to it is backed up.
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            preempt.after_epoch()
+            training_logs = epoch_logs
+            if stop is not None:
+                stop.after_epoch()
+            if model.stop_training or iterator.exhausted:
                 break
-            model.reset_metrics()
-            callback_list.on_epoch_begin(epoch)
-        model.train()
-        logs: Any = None
-        hooked = callback_list.wants_batch_hooks("train")  # Else both batch hooks do nothing.
-        for batch in () if stopped_before else iterator.epoch():
-            step = state.step_in_epoch
-            if hooked:
-                callback_list.on_train_batch_begin(step)
-            if table is not None:
-                batch = _with_class_weight(batch, table)
-            logs = train_step(batch if move is None else move(batch))
-            state.step_in_epoch += 1
-            state.global_step += 1
-            if hooked:
-                callback_list.on_train_batch_end(
-                    step, distributed.reduce_logs(model, logs) if reduce_batch else logs
-                )
-            if model.stop_training if stop is None else stop.after_batch():
-                break
-        adapter.on_epoch_end()
-        epoch_logs = _read_logs(model, logs, several)
-        if validation is not None and arguments.should_validate(epoch, validation_freq):
-            val_logs = run_evaluation(model, validation, callback_list, validation_steps)
-            epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
-        state.epoch = epoch + 1
-        state.step_in_epoch = 0
-        state.epoch_logs = epoch_logs  # The same dict: what callbacks add to it is backed up.
-        callback_list.on_epoch_end(epoch, epoch_logs)
-        training_logs = epoch_logs
-        if stop is not None:
-            stop.after_epoch()
-        if model.stop_training or iterator.exhausted:
-            break
-        epoch += 1
-    if epochs > 0 and isinstance(model.optimizer, OptimizerMixin):
-        model.optimizer.finalize_variable_values()  # Keras 3: EMA weights replace the raw ones.
-    callback_list.on_train_end(training_logs)
+            epoch += 1
+        if epochs > 0 and isinstance(model.optimizer, OptimizerMixin):
+            model.optimizer.finalize_variable_values()  # Keras 3: EMA weights replace the raw ones.
+        callback_list.on_train_end(training_logs)
     model.history = callback_list.history
     model.history.callback_times = callback_list.callback_times() if profile_callbacks else None
     if profile_callbacks:

@@ -140,13 +140,22 @@ class TrainState:
 
 
 def check_state_dict(state: Any, source: str = "the training state") -> None:
-    """Raise a ``ValueError`` if ``state`` lacks a key that :meth:`TrainState.state_dict` writes."""
+    """Raise a ``ValueError`` if ``state`` is not a whole, valid state of :meth:`TrainState.state_dict`.
+
+    It must have every key that method writes, and a position of non-negative integers.
+    """
     missing = [key for key in _KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise ValueError(
             f"Cannot restore {source}: it lacks the keys {missing}; expected the keys "
             f"{list(_KEYS)} written by TrainState.state_dict()."
         )
+    for key in ("epoch", "step_in_epoch", "global_step"):
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"Cannot restore {source}: {key}={value!r}; expected a non-negative integer."
+            )
 
 
 def _plain_logs(logs: dict[str, Any] | None) -> dict[str, Any] | None:

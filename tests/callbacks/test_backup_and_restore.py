@@ -331,9 +331,9 @@ def test_delete_checkpoint_false_keeps_the_backup_and_an_exception_always_does(t
 def test_state_that_cannot_be_saved_names_its_path(tmp_path):
     class Holder(Callback):
         def state_dict(self):
-            return {"array": np.zeros(2)}
+            return {"array": np.zeros(2), "thing": object()}
 
-    with pytest.raises(TypeError, match=r"value at 'callbacks.Holder.array' has type 'ndarray'"):
+    with pytest.raises(TypeError, match=r"value at 'callbacks.Holder.thing' has type 'object'"):
         fit(make(), BackupAndRestore(tmp_path), [Holder()], epochs=1)
 
 
@@ -361,3 +361,74 @@ def test_arguments_are_checked(kwargs, error, message):
     kwargs = {"backup_dir": "b", **kwargs}
     with pytest.raises(error, match=message):
         BackupAndRestore(**kwargs)
+
+
+# --------------------------------------------------------------- whole-backup validation
+
+
+def _tamper(directory, change):
+    """Rewrite the backup in ``directory`` with ``change(payload)`` applied, checksum valid."""
+    path = directory / "backup.cadence"
+    payload = io.load_state(path)
+    change(payload)
+    io.save_state(payload, path)
+    (directory / "backup.cadence.prev").unlink(missing_ok=True)
+
+
+def _untouched(model):
+    fresh = make()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
+    assert int(model.optimizer.iterations) == 0
+
+
+def test_a_backup_with_impossible_values_is_refused_before_anything_loads(tmp_path):
+    with pytest.raises(RuntimeError, match="crash"):
+        fit(make(), BackupAndRestore(tmp_path, save_freq=2), [Crash(4)])
+    _tamper(tmp_path, lambda payload: payload["train_state"].update(epoch=-5))
+    model = make()
+    with pytest.raises(ValueError, match=r"^Cannot restore the training state of '.*backup\.cadence': epoch=-5; expected a non-negative integer\."):
+        fit(model, BackupAndRestore(tmp_path, save_freq=2))
+    _untouched(model)
+
+
+def test_a_malformed_callback_state_is_refused_before_weights_and_optimizer_load(tmp_path):
+    csv_path = tmp_path / "log.csv"
+    with pytest.raises(RuntimeError, match="crash"):
+        fit(make(), BackupAndRestore(tmp_path / "b", save_freq="epoch"),
+            [cadence.callbacks.CSVLogger(csv_path), Crash(7)])
+    written = csv_path.read_bytes()
+
+    def break_rows(payload):
+        (key,) = [k for k in payload["callbacks"] if k.startswith("CSVLogger")]
+        payload["callbacks"][key]["rows"] = [{"epoch": 0}]
+
+    _tamper(tmp_path / "b", break_rows)
+    model = make()
+    with pytest.raises(ValueError, match=(
+        r"backup\.cadence': the state of callback 'CSVLogger.*' is malformed: row 0 must be a dict "
+        r"of strings to strings; received \{'epoch': 0\}\n"
+    )):
+        fit(model, BackupAndRestore(tmp_path / "b", save_freq="epoch"),
+            [cadence.callbacks.CSVLogger(csv_path)])
+    _untouched(model)
+    assert csv_path.read_bytes() == written
+
+
+def test_numpy_values_in_logs_are_backed_up_as_numbers_and_lists(tmp_path):
+    class AddNumpy(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["vector"] = np.array([1.5, 2.5], dtype=np.float32)
+            logs["scalar"] = np.float32(0.25)
+            logs["count"] = np.int64(3)
+
+    with pytest.raises(RuntimeError, match="crash"):
+        fit(make(), BackupAndRestore(tmp_path, save_freq="epoch", delete_checkpoint=False),
+            [AddNumpy(), Crash(7)])
+    payload = io.load_state(tmp_path / "backup.cadence")
+    (key,) = [k for k in payload["callbacks"] if k.startswith("History")]
+    history = payload["callbacks"][key]
+    found = {name: history["history"][name] for name in ("vector", "scalar", "count")}
+    assert found == {"vector": [[1.5, 2.5]], "scalar": [0.25], "count": [3]}
+    assert type(found["count"][0]) is int and type(found["scalar"][0]) is float
+    logs = payload["train_state"]["epoch_logs"]
+    assert (logs["scalar"], logs["count"]) == (0.25, 3)

@@ -196,6 +196,7 @@ def test_resume_in_append_mode_keeps_the_earlier_file(tmp_path, load_first):
     drive(first, EPOCHS[:1], end=False)
     state = first.state_dict()
     first.on_epoch_end(1, dict(EPOCHS[1]))  # widens the header, then the process is killed
+    first.release_resources()  # What the OS does for a killed process: its lock goes.
 
     resumed = CSVLogger(path, append=True)
     if load_first:
@@ -285,3 +286,24 @@ def test_each_epoch_formats_one_new_line_until_the_header_widens(tmp_path, monke
     assert formatted[4:] == ["0", "1", "2", "3", "4", "5"]
     lines = (tmp_path / "log.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,val_loss" and lines[1] == "0,1.0,NA" and lines[6] == "5,0.1,0.2"
+
+
+def test_a_log_key_that_is_not_a_string_is_refused_naming_it(tmp_path):
+    logger = CSVLogger(tmp_path / "log.csv")
+    logger.on_train_begin()
+    with pytest.raises(TypeError, match=(
+        r"^CSVLogger\.on_epoch_end received a log key that is not a string: None \(NoneType\)\. "
+        r"Log keys must be strings; the key was added by train_step or by a callback that runs "
+        r"before this one\.$"
+    )):
+        logger.on_epoch_end(0, {"loss": 1.0, None: 2.0})
+    assert not (tmp_path / "log.csv").exists()
+
+
+def test_a_malformed_state_is_refused_before_anything_changes(tmp_path):
+    logger = CSVLogger(tmp_path / "log.csv")
+    with pytest.raises(ValueError, match=r"^row 1 has the keys \['acc'\], which are not columns$"):
+        logger.load_state_dict({"columns": ["epoch", "loss"], "rows": [{"epoch": "0"}, {"acc": "1"}]})
+    with pytest.raises(ValueError, match=r"^expected a dict with the keys \['columns', 'rows'\]; received \['rows'\]$"):
+        logger.load_state_dict({"rows": []})
+    assert logger.rows == [] and logger.columns is None

@@ -107,3 +107,13 @@ def test_argument_errors():
         MetricsLogger(decimals=-1)
     with pytest.raises(TypeError, match=r"^MetricsLogger: start_finish must be True or False; received 'yes'\.$"):
         MetricsLogger(start_finish="yes")
+
+
+def test_a_log_key_that_is_not_a_string_is_refused_naming_it():
+    logger = driven(MetricsLogger(stream=io.StringIO()))
+    with pytest.raises(TypeError, match=re.escape(
+        "MetricsLogger.on_epoch_end received a log key that is not a string: ('a', 1) (tuple). "
+        "Log keys must be strings; the key was added by train_step or by a callback that runs "
+        "before this one."
+    )):
+        logger.on_epoch_end(0, {"loss": 1.0, ("a", 1): 2.0})

@@ -189,3 +189,28 @@ def test_missing_mlflow_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(MissingExtraError, match=r"MLflowLogger needs the optional package 'mlflow'.*pip install 'cadence\[mlflow\]'"):
         MLflowLogger()
+
+
+class AddToLogs(Callback):
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs.update(self.values)
+
+
+def test_numpy_scalars_are_logged_as_numbers(store, client):
+    logger = MLflowLogger(tracking_uri=store[0], experiment_name="numpy")
+    _fit(_model(), [AddToLogs({"np32": np.float32(0.5), "zero_d": np.array(2.0)}), logger], epochs=1)
+    assert _history(client, logger.run_id, "np32") == [(0, 0.5)]
+    assert _history(client, logger.run_id, "zero_d") == [(0, 2.0)]
+
+
+def test_a_log_key_that_is_not_a_string_is_refused_naming_it(store):
+    logger = MLflowLogger(tracking_uri=store[0], experiment_name="keys")
+    with pytest.raises(TypeError, match=(
+        r"^MLflowLogger\.on_epoch_end received a log key that is not a string: 7 \(int\)\. Log keys "
+        r"must be strings; the key was added by train_step or by a callback that runs before this one\."
+    )):
+        _fit(_model(), [AddToLogs({7: 1.0}), logger], epochs=1)

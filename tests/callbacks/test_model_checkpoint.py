@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -244,9 +245,43 @@ def test_existing_folder_as_filepath_is_refused(tmp_path):
     (tmp_path / "ckpt").mkdir()
     callback = ModelCheckpoint(tmp_path / "ckpt")
     callback.set_model(make_model())
+    with pytest.raises(ValueError, match=r"^ModelCheckpoint: filepath='.*ckpt' is a folder, not a file; expected a file to write\.$"):
+        callback.on_train_begin()
+
+
+def test_a_formatted_path_that_is_a_folder_is_refused_at_the_save(tmp_path):
+    (tmp_path / "ckpt-1").mkdir()
+    callback = ModelCheckpoint(tmp_path / "ckpt-{epoch}")
+    callback.set_model(make_model())
     callback.on_train_begin()
-    with pytest.raises(IsADirectoryError, match="must name a file, but .* is an existing folder"):
+    with pytest.raises(ValueError, match=r"^ModelCheckpoint: filepath='.*ckpt-1' is a folder, not a file"):
         callback.on_epoch_end(0, {"val_loss": 1.0})
+    assert os.listdir(tmp_path) == ["ckpt-1"] and os.listdir(tmp_path / "ckpt-1") == []
+
+
+@pytest.mark.parametrize("value", ["../escaped", "a/b", "..", "x/../../y"])
+def test_a_template_value_that_would_leave_the_folder_is_refused(tmp_path, value):
+    folder = tmp_path / "ckpt"
+    callback = ModelCheckpoint(str(folder / "{tag}-{epoch}.pt"))
+    callback.set_model(make_model())
+    callback.on_train_begin()
+    message = (
+        f"ModelCheckpoint filepath '{folder}/{{tag}}-{{epoch}}.pt': the field {{tag}} formats as "
+        f"'{value}', which would leave the checkpoint's folder; a value used in a file name must "
+        "not hold '/' or '..'."
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        callback.on_epoch_end(0, {"tag": value, "val_loss": 1.0})
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == []
+
+
+def test_a_template_field_that_forms_a_dot_dot_folder_is_refused(tmp_path):
+    callback = ModelCheckpoint(str(tmp_path / "ckpt" / ".{tag}." / "w.pt"))
+    callback.set_model(make_model())
+    callback.on_train_begin()
+    with pytest.raises(ValueError, match=r"formats as '.*/ckpt/\.\./w\.pt', which would leave"):
+        callback.on_epoch_end(0, {"tag": ""})
+    assert list(tmp_path.rglob("*")) == []
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

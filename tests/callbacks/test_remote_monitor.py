@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import urllib.parse
+import warnings
 
 import numpy as np
 import pytest
@@ -143,3 +144,138 @@ def test_defaults_are_keras():
     monitor = RemoteMonitor()
     assert (monitor.root, monitor.path, monitor.field, monitor.headers, monitor.send_as_json) == (
         "http://localhost:9000", "/publish/epoch/end/", "data", None, False)
+
+
+class _Served:
+    """A one-handler HTTP server on 127.0.0.1 that stops by itself (every loop is bounded)."""
+
+    def __init__(self, handler):
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self.thread.start()
+        self.root = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    servers = []
+
+    def start(handler):
+        servers.append(_Served(handler))
+        return servers[-1]
+
+    yield start
+    for served in servers:
+        served.close()
+
+
+def _posting_handler(respond):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        events: list = []
+
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            type(self).events.append(dict(self.headers))
+            respond(self)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+def test_the_timeout_bounds_the_whole_request_not_each_read(serve):
+    def drip(handler):  # Headers, then one byte every 0.05 s for at most 60 s.
+        handler.send_response(200)
+        handler.send_header("Content-Length", "1200")
+        handler.end_headers()
+        for _ in range(1200):
+            try:
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+            except OSError:  # The client hung up: the drip ends early.
+                type(handler).events.append("client hung up")
+                return
+            threading.Event().wait(0.05)
+        type(handler).events.append("all sent")
+
+    handler = _posting_handler(drip)
+    served = serve(handler)
+    before = threading.active_count()
+    with pytest.warns(UserWarning) as caught:
+        RemoteMonitor(root=served.root, timeout=0.5).on_epoch_end(0, {"loss": 1.0})
+    assert [str(w.message) for w in caught] == [
+        f"RemoteMonitor: the server at {served.root} did not complete the post of epoch 0 within "
+        "timeout=0.5 seconds (a deadline for the whole request); the post was abandoned."
+    ]
+    assert threading.active_count() == before  # The helper thread ended with the post.
+    for _ in range(600):  # The server notices the hang-up at its next byte.
+        if "client hung up" in handler.events:
+            break
+        threading.Event().wait(0.05)
+    assert handler.events[1:] == ["client hung up"]
+
+
+def test_at_most_64_kib_of_the_answer_is_read(serve):
+    outcome = []
+
+    def flood(handler):  # Announces 400 MiB and sends until the client hangs up.
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(400 * 2**20))
+        handler.end_headers()
+        chunk = b"y" * 2**16
+        for _ in range(400 * 16):
+            try:
+                handler.wfile.write(chunk)
+            except OSError:
+                outcome.append("client hung up")
+                return
+        outcome.append("all sent")
+
+    served = serve(_posting_handler(flood))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RemoteMonitor(root=served.root, timeout=30).on_epoch_end(0, {"loss": 1.0})
+    for _ in range(600):  # The server notices the hang-up at its next write.
+        if outcome:
+            break
+        threading.Event().wait(0.05)
+    assert outcome == ["client hung up"]
+
+
+def test_a_redirect_to_another_port_is_not_followed_with_the_headers(serve):
+    other = _posting_handler(lambda h: (h.send_response(200), h.send_header("Content-Length", "0"), h.end_headers()))
+    elsewhere = serve(other)
+
+    def redirect(handler):
+        handler.send_response(302)
+        handler.send_header("Location", elsewhere.root + "/stolen")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    first = _posting_handler(redirect)
+    served = serve(first)
+    monitor = RemoteMonitor(root=served.root, headers={"Authorization": "Bearer secret"})
+    with pytest.warns(UserWarning) as caught:
+        monitor.on_epoch_end(2, {"loss": 1.0})
+    assert [str(w.message) for w in caught] == [
+        f"RemoteMonitor: the server at {served.root} answered HTTP 302 to the post of epoch 2, "
+        f"redirecting to '{elsewhere.root}/stolen'; redirects are not followed (the headers would "
+        "go to another address). Use the final URL as root and path."
+    ]
+    assert [event["Authorization"] for event in first.events] == ["Bearer secret"]
+    assert other.events == []
+
+
+def test_timeout_must_be_positive():
+    with pytest.raises(ValueError, match=r"^RemoteMonitor timeout must be a positive number of seconds; received: timeout=0\.$"):
+        RemoteMonitor(timeout=0)

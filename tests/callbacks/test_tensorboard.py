@@ -255,3 +255,45 @@ def test_missing_tensorboard_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(MissingExtraError, match=r"needs the optional package 'tensorboard', which is not installed .*pip install 'cadence\[tensorboard\]'"):
         TensorBoard(tmp_path)
+
+
+class AddToLogs(Callback):
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs.update(self.values)
+
+
+class FailAtEpochEnd(Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("fail")
+
+
+def test_failed_fits_leave_no_writer_thread_behind(tmp_path):
+    import threading
+
+    before = threading.active_count()
+    for attempt in range(5):
+        with pytest.raises(RuntimeError, match="^fail"):
+            _fit(_model(), [TensorBoard(tmp_path / f"run{attempt}", write_graph=False), FailAtEpochEnd()])
+        assert threading.active_count() == before, attempt
+    # Each failed run's events of its first epoch were written and flushed.
+    assert _scalars(_read(tmp_path / "run4" / "train"), "epoch_loss")[0][0] == 0
+
+
+def test_numpy_scalars_are_written_as_numbers(tmp_path):
+    values = {"np32": np.float32(0.5), "zero_d": np.array(2.0), "vector": np.array([1.0, 2.0])}
+    _fit(_model(), [AddToLogs(values), TensorBoard(tmp_path, write_graph=False)], epochs=1)
+    train = _read(tmp_path / "train")
+    assert _scalars(train, "epoch_np32") == [(0, 0.5)] and _scalars(train, "epoch_zero_d") == [(0, 2.0)]
+    assert "epoch_vector" not in train.Tags()["scalars"]  # Not a scalar: not a scalar summary.
+
+
+def test_a_log_key_that_is_not_a_string_is_refused_naming_it(tmp_path):
+    with pytest.raises(TypeError, match=(
+        r"^TensorBoard\.on_epoch_end received a log key that is not a string: 3 \(int\)\. Log keys "
+        r"must be strings; the key was added by train_step or by a callback that runs before this one\."
+    )):
+        _fit(_model(), [AddToLogs({3: 1.0}), TensorBoard(tmp_path, write_graph=False)], epochs=1)

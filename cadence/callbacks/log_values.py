@@ -1,0 +1,61 @@
+"""What callbacks that write logs accept: string keys, and numpy values as numbers or lists.
+
+Logs are built by cadence with string keys and Python floats, but ``train_step`` and callbacks
+may add anything. The callbacks that write logs out (CSVLogger, TensorBoard, MLflowLogger,
+MetricsLogger, BackupAndRestore) accept numpy and torch values, as numbers (a scalar, a 0-d
+array) or nested lists (other arrays), and refuse a key that is not a string with a
+``TypeError`` naming the key and the callback that met it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def plain_value(value: Any) -> Any:
+    """Return a numpy or torch log value as a Python number or a nested list; others unchanged."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.item() if value.ndim == 0 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def plain_numpy(obj: Any) -> Any:
+    """Return ``obj`` with every numpy value in it (dicts, lists, tuples) as numbers or lists.
+
+    Torch tensors are kept: a saved state holds them as they are.
+    """
+    if isinstance(obj, np.ndarray | np.generic):
+        return plain_value(obj)
+    if isinstance(obj, dict):
+        copy = type(obj)((key, plain_numpy(value)) for key, value in obj.items())
+        if hasattr(obj, "_metadata"):  # A module state_dict's versions, used by load_state_dict.
+            copy._metadata = obj._metadata  # type: ignore[attr-defined]
+        return copy
+    if type(obj) in (list, tuple):
+        return type(obj)(plain_numpy(value) for value in obj)
+    return obj
+
+
+def check_log_keys(logs: Mapping[Any, Any] | None, owner: str, hook: str) -> None:
+    """Raise a ``TypeError`` if a key of ``logs`` is not a string.
+
+    Args:
+        logs: The logs a hook received.
+        owner: The callback that received them (``"TensorBoard"``).
+        hook: The hook (``"on_epoch_end"``).
+    """
+    for key in logs or ():
+        if not isinstance(key, str):
+            raise TypeError(
+                f"{owner}.{hook} received a log key that is not a string: {key!r} "
+                f"({type(key).__name__}). Log keys must be strings; the key was added by "
+                "train_step or by a callback that runs before this one."
+            )
