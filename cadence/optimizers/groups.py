@@ -16,6 +16,15 @@ HYPERPARAMETERS = (
 )
 
 
+def updating_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Return the torch optimizer whose update rule runs: a wrapper's `inner_optimizer`.
+
+    For a `cadence.optimizers.TorchOptimizerWrapper` it is the user's optimizer it
+    wraps; for any other optimizer, the optimizer itself.
+    """
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def find(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None] | None:
     """Find the parameter-group entry behind a Keras hyperparameter name, or None."""
     group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
@@ -31,7 +40,11 @@ def find(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None] 
         return "eps", None
     if name == "rho" and "rho" in group:
         return "rho", None
-    if name == "rho" and isinstance(optimizer, torch.optim.RMSprop) and "alpha" in group:
+    if (
+        name == "rho"
+        and isinstance(updating_optimizer(optimizer), torch.optim.RMSprop)
+        and "alpha" in group
+    ):
         return "alpha", None
     return None
 
@@ -42,7 +55,8 @@ def location(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | No
     if location is None:
         present = [other for other in HYPERPARAMETERS if find(optimizer, other) is not None]
         raise AttributeError(
-            f"{type(optimizer).__name__} optimizer has no hyperparameter {name!r}; "
+            f"{type(updating_optimizer(optimizer)).__name__} optimizer has no hyperparameter "
+            f"{name!r}; "
             f"it has: {', '.join(present)}."
         )
     return location
