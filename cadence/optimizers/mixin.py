@@ -129,6 +129,7 @@ class OptimizerMixin(RateMixin, EmaMixin):
         decay: Any = 0.0,
         ema_settings: tuple[Any, Any, Any] = (False, 0.99, None),
         averages: list[torch.Tensor] | None = None,
+        ema_swapped: bool = False,
     ) -> None:
         """Set the Keras extras up; called once per optimizer object."""
         self._cadence_iterations = iterations
@@ -138,6 +139,7 @@ class OptimizerMixin(RateMixin, EmaMixin):
         self._cadence_undecayed: list[Any] | None = None
         self._cadence_ema = ema.check_settings(*ema_settings)
         self._cadence_averages = averages
+        self._cadence_ema_swapped = ema_swapped
         self._install_step_hooks()
         self._set_clipping(**(clip or {}))
         self.decay = decay
@@ -160,6 +162,7 @@ class OptimizerMixin(RateMixin, EmaMixin):
             "decay": self._cadence_decay,
             "ema_settings": self._cadence_ema,
             "averages": self._cadence_averages,
+            "ema_swapped": self._cadence_ema_swapped,
         }
 
     def _set_clipping(self, **settings: Any) -> None:
@@ -175,7 +178,12 @@ class OptimizerMixin(RateMixin, EmaMixin):
 
         Without a closure the gradients are clipped now; with one, the returned closure
         clips the gradients it computes.
+
+        Raises:
+            RuntimeError: While the moving averages are swapped into the weights.
         """
+        if self._cadence_ema_swapped:
+            raise RuntimeError(ema.STEP_WHILE_SWAPPED)
         rate_before_step(self)
         if not self._cadence_clipping:
             return closure
@@ -219,12 +227,14 @@ class OptimizerMixin(RateMixin, EmaMixin):
         """Return torch's optimizer state dict plus the step count under ``"iterations"``.
 
         With `use_ema`, the moving averages (once a step has created them) are under
-        ``"ema_averages"``, one tensor per parameter in the groups' order.
+        ``"ema_averages"``, one tensor per parameter in the groups' order, and whether they
+        are swapped into the weights under ``"ema_swapped"``.
         """
         state = super().state_dict()
         state[ITERATIONS_KEY] = self._cadence_iterations
         if self._cadence_averages is not None:
             state[ema.EMA_KEY] = list(self._cadence_averages)
+            state[ema.SWAPPED_KEY] = self._cadence_ema_swapped
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -241,10 +251,17 @@ class OptimizerMixin(RateMixin, EmaMixin):
         state_dict = dict(state_dict)
         iterations = state_dict.pop(ITERATIONS_KEY, None)
         averages = state_dict.pop(ema.EMA_KEY, None)
+        swapped = state_dict.pop(ema.SWAPPED_KEY, False)
         if averages is not None:
             averages = ema.check_loaded(averages, self._managed_params())
+        if not isinstance(swapped, bool) or (swapped and averages is None):
+            raise ValueError(
+                f"The optimizer state's {ema.SWAPPED_KEY!r} must be True (with saved averages) "
+                f"or False; received {swapped!r}."
+            )
         super().load_state_dict(state_dict)
         self._cadence_averages = averages
+        self._cadence_ema_swapped = swapped
         if iterations is None:
             steps = [
                 entry["step"] for entry in self.state.values() if "step" in entry
@@ -346,7 +363,9 @@ class OptimizerMixin(RateMixin, EmaMixin):
         state = dict(state)
         extras = {
             key: state.pop(f"_cadence_{key}")
-            for key in ("clip", "iterations", "rate", "decay", "ema_settings", "averages")
+            for key in (
+                "clip", "iterations", "rate", "decay", "ema_settings", "averages", "ema_swapped"
+            )
             if f"_cadence_{key}" in state
         }
         super().__setstate__(state)

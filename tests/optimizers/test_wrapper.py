@@ -167,7 +167,7 @@ def test_state_dict_round_trip_and_pickle_keep_the_extras():
         opt.step()
     state = opt.state_dict()
     assert state["iterations"] == 2 and len(state["ema_averages"]) == 1
-    assert set(state) == {"state", "param_groups", "iterations", "ema_averages"}
+    assert set(state) == {"state", "param_groups", "iterations", "ema_averages", "ema_swapped"}
     other_weight = torch.tensor([1.0, 2.0], requires_grad=True)
     other = TorchOptimizerWrapper(torch.optim.Adam([other_weight], lr=0.1), use_ema=True)
     other.load_state_dict(copy.deepcopy(state))
