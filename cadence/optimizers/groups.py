@@ -1,6 +1,22 @@
 """Where each Keras hyperparameter lives in a torch optimizer's parameter groups.
 
-See `cadence.optimizers.mixin` for the table of names.
+Hyperparameters map onto the torch parameter groups as follows:
+
+==================  ===============================================================
+Keras attribute     torch parameter-group entry
+==================  ===============================================================
+``learning_rate``   ``lr`` (alias ``lr``)
+``momentum``        ``momentum`` (SGD, RMSprop); ``betas[0]`` (Adam family)
+``beta_1``          ``betas[0]``
+``beta_2``          ``betas[1]``
+``rho``             ``alpha`` (RMSprop), ``rho`` (Adadelta)
+``epsilon``         ``eps``
+``weight_decay``    ``weight_decay``
+==================  ===============================================================
+
+Reading returns a `Hyperparameter` (a float) with the value of the first group;
+assigning writes the value onto every group. An attribute the optimizer does not have
+raises `AttributeError`, so `hasattr(opt, "momentum")` is False for Adagrad.
 """
 
 from __future__ import annotations
@@ -85,3 +101,15 @@ def write(optimizer: torch.optim.Optimizer, name: str, value: Any) -> None:
             entries = list(group[key])
             entries[index] = number
             group[key] = tuple(entries)
+
+
+def hyperparameter_property(name: str, doc: str) -> property:
+    """Return the property that reads and writes the Keras hyperparameter `name`."""
+
+    def getter(self: torch.optim.Optimizer) -> Hyperparameter:
+        return read(self, name)
+
+    def setter(self: torch.optim.Optimizer, value: Any) -> None:
+        write(self, name, value)
+
+    return property(getter, setter, doc=doc)

@@ -11,23 +11,8 @@ added. They come in two kinds, both with every extra below:
   `cadence.optimizers.TorchOptimizerWrapper`, which shares its `param_groups` and
   `state` and delegates `step` to it (see `cadence.optimizers.wrapper`).
 
-Hyperparameters map onto the torch parameter groups as follows:
-
-==================  ===============================================================
-Keras attribute     torch parameter-group entry
-==================  ===============================================================
-``learning_rate``   ``lr`` (alias ``lr``)
-``momentum``        ``momentum`` (SGD, RMSprop); ``betas[0]`` (Adam family)
-``beta_1``          ``betas[0]``
-``beta_2``          ``betas[1]``
-``rho``             ``alpha`` (RMSprop), ``rho`` (Adadelta)
-``epsilon``         ``eps``
-``weight_decay``    ``weight_decay``
-==================  ===============================================================
-
-Reading returns a `Hyperparameter` (a float) with the value of the first group;
-assigning writes the value onto every group. An attribute the optimizer does not have
-raises `AttributeError`, so `hasattr(opt, "momentum")` is False for Adagrad.
+Keras's hyperparameter names (`learning_rate`, `momentum`, `epsilon`, ...) read and write
+the torch parameter groups: see `cadence.optimizers.groups` for the table.
 
 The learning rate may also be driven by a schedule, and tf.keras 2's `decay` and Keras 3's
 moving average of the weights are available: see `cadence.optimizers.rate` and
@@ -44,22 +29,18 @@ import torch
 
 from cadence.optimizers import clipping, ema
 from cadence.optimizers.ema import EmaMixin
-from cadence.optimizers.groups import HYPERPARAMETERS, find, read, updating_optimizer, write
-from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
+from cadence.optimizers.groups import (
+    HYPERPARAMETERS,
+    find,
+    hyperparameter_property,
+    read,
+    updating_optimizer,
+)
+from cadence.optimizers.hyperparameter import to_scalar
 from cadence.optimizers.rate import RateMixin, rate_before_step
 from cadence.optimizers.schedules import LearningRateSchedule, serialize
 
 ITERATIONS_KEY = "iterations"
-
-
-def _hyperparameter(name: str, doc: str) -> property:
-    def getter(self: torch.optim.Optimizer) -> Hyperparameter:
-        return read(self, name)
-
-    def setter(self: torch.optim.Optimizer, value: Any) -> None:
-        write(self, name, value)
-
-    return property(getter, setter, doc=doc)
 
 
 def _clip_setting(name: str) -> property:
@@ -111,12 +92,12 @@ class OptimizerMixin(RateMixin, EmaMixin):
     _cadence_decay: float
     _cadence_ema: tuple[bool, float, int | None]
     _cadence_averages: list[torch.Tensor] | None
-    momentum = _hyperparameter("momentum", "Momentum: `momentum` or `betas[0]`.")
-    weight_decay = _hyperparameter("weight_decay", "Weight decay (torch's `weight_decay`).")
-    epsilon = _hyperparameter("epsilon", "The numerical-stability epsilon (torch's `eps`).")
-    beta_1 = _hyperparameter("beta_1", "The first-moment decay rate (`betas[0]`).")
-    beta_2 = _hyperparameter("beta_2", "The second-moment decay rate (`betas[1]`).")
-    rho = _hyperparameter("rho", "The decay rate (`alpha` for RMSprop, `rho` for Adadelta).")
+    momentum = hyperparameter_property("momentum", "Momentum: `momentum` or `betas[0]`.")
+    weight_decay = hyperparameter_property("weight_decay", "Weight decay (torch's `weight_decay`).")
+    epsilon = hyperparameter_property("epsilon", "The numerical-stability epsilon (torch's `eps`).")
+    beta_1 = hyperparameter_property("beta_1", "The first-moment decay rate (`betas[0]`).")
+    beta_2 = hyperparameter_property("beta_2", "The second-moment decay rate (`betas[1]`).")
+    rho = hyperparameter_property("rho", "The decay rate (`alpha` for RMSprop, `rho` for Adadelta).")
     clipnorm = _clip_setting("clipnorm")
     clipvalue = _clip_setting("clipvalue")
     global_clipnorm = _clip_setting("global_clipnorm")
