@@ -12,6 +12,7 @@ around a torch optimizer instance, which is left unchanged): `learning_rate` / `
 """
 
 from cadence.optimizers import schedules
+from cadence.optimizers.groups import updating_optimizer
 from cadence.optimizers.hyperparameter import Hyperparameter
 from cadence.optimizers.mixin import OptimizerMixin, mixed_class
 from cadence.optimizers.rate import SCHEDULE_NOT_SETTABLE, check_settable_learning_rate
@@ -48,5 +49,6 @@ __all__ = [
     "get",
     "mixed_class",
     "schedules",
+    "updating_optimizer",
     "wrap",
 ]

@@ -255,3 +255,21 @@ def test_refusals():
         TorchOptimizerWrapper(built)
     with pytest.raises(ValueError, match=r"^`ema_momentum` must be in the range \[0, 1\]"):
         TorchOptimizerWrapper(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), ema_momentum=2)
+
+
+def test_a_saved_model_names_the_torch_class_of_the_wrapped_optimizer(tmp_path):
+    model, opt, _ = compiled_with_a_torch_optimizer()
+    fit(model, [], epochs=1)
+    assert model.compile_config["optimizer"] == "SGD"
+    path = tmp_path / "model.pt"
+    model.save(path)
+    fresh = cadence.Model(new_net())  # Not compiled: rebuilt from the saved configuration.
+    cadence.load_model(path, fresh)
+    assert type(fresh.optimizer).__name__ == "SGD" and isinstance(fresh.optimizer, torch.optim.SGD)
+    assert fresh.optimizer.iterations == 3 and fresh.optimizer.lr == 0.1 and fresh.optimizer.momentum == 0.9
+    assert same(fresh.parameters(), model.parameters())
+    adam_model = cadence.Model(new_net())
+    adam_model.compile(optimizer=torch.optim.Adam(adam_model.parameters()), loss="mse")
+    with pytest.raises(ValueError, match=r"holds the state of a SGD optimizer; the model's optimizer is a Adam\. "
+                       r"Compile the model with the same optimizer\.$"):
+        cadence.load_model(path, adam_model)
