@@ -199,7 +199,7 @@ class Model(KerasModelMixin, WeightsMixin, nn.Module):
         if jit_compile is True:
             nn.Module.compile(self)
         self.compile_config = {
-            "optimizer": type(self.optimizer).__name__,
+            "optimizer": type(optimizers_module.updating_optimizer(self.optimizer)).__name__,
             "loss": loss if isinstance(loss, str) else getattr(loss, "name", repr(loss)),
             "metrics": [m if isinstance(m, str) else getattr(m, "name", repr(m))
                         for m in (metrics or [])] if isinstance(metrics, list | tuple) else metrics,

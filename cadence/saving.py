@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from cadence import io
+from cadence.optimizers import updating_optimizer
 
 MODEL_FORMAT = "cadence-model"
 MODEL_VERSION = 1
@@ -92,7 +93,9 @@ def training_state(model: Any) -> dict[str, Any]:
     return {
         "weights": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
+        "optimizer_class": (
+            type(updating_optimizer(optimizer)).__name__ if optimizer is not None else None
+        ),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "micro_step": micro_step,
         "grads": grads,
@@ -147,7 +150,7 @@ def check_optimizer(model: Any, saved: Any, saved_class: Any, path: Any) -> None
                 f"the model has {'one' if optimizer is not None else 'none'}."
             )
         return
-    name = type(optimizer).__name__
+    name = type(updating_optimizer(optimizer)).__name__
     if saved_class is not None and saved_class != name:
         raise ValueError(
             f"'{os.fspath(path)}' holds the state of a {saved_class} optimizer; the model's "
@@ -245,7 +248,9 @@ def save_model(model: Any, filepath: Any) -> None:
         "version": MODEL_VERSION,
         "weights": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
+        "optimizer_class": (
+            type(updating_optimizer(optimizer)).__name__ if optimizer is not None else None
+        ),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "micro_step": int(getattr(model, "_micro_step", 0)),
         "compile_config": plain_state(getattr(model, "compile_config", None)),

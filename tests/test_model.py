@@ -53,12 +53,12 @@ def test_fit_matches_a_hand_written_loop(optimizer):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
-def test_torch_optimizer_instance_is_kept_and_gains_keras_attributes():
+def test_torch_optimizer_instance_is_wrapped_unchanged_and_gains_keras_attributes():
     model = cadence.Sequential(nn.Linear(4, 1))
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     model.compile(optimizer=opt, loss="mse")
-    assert model.optimizer is opt
-    assert isinstance(model.optimizer, torch.optim.Adam)
+    assert model.optimizer.inner_optimizer is opt and type(opt) is torch.optim.Adam
+    assert model.optimizer.param_groups is opt.param_groups
     assert model.optimizer.learning_rate == pytest.approx(0.02)
     model.optimizer.lr = 0.5
     assert opt.param_groups[0]["lr"] == 0.5

@@ -33,7 +33,10 @@ def _needs_metric(scheduler: Any) -> bool:
 class TorchScheduler(Callback):
     """Step any ``torch.optim.lr_scheduler`` scheduler from ``fit``, per epoch or per batch.
 
-    Build the scheduler on ``model.optimizer`` after ``model.compile(...)``, then pass it in::
+    Build the scheduler on ``model.optimizer`` after ``model.compile(...)`` (or, when you
+    compiled with a torch optimizer object, on that object, before or after ``compile``: the
+    ``TorchOptimizerWrapper`` that ``model.optimizer`` then is shares its parameter groups),
+    then pass it in::
 
         model.compile(optimizer="sgd", loss="mse")
         steps = math.ceil(len(x) / 32)
@@ -59,7 +62,8 @@ class TorchScheduler(Callback):
 
     Args:
         scheduler: A ``torch.optim.lr_scheduler`` object (or any object with ``optimizer``,
-            ``step``, ``state_dict`` and ``load_state_dict``) built on ``model.optimizer``.
+            ``step``, ``state_dict`` and ``load_state_dict``) built on ``model.optimizer`` or on
+            the torch optimizer it wraps.
         per: ``"epoch"`` or ``"batch"``.
         monitor: The epoch-log key fed to a ``ReduceLROnPlateau``-style scheduler; defaults to
             ``"val_loss"``. Only for such schedulers.
@@ -103,7 +107,8 @@ class TorchScheduler(Callback):
     def on_train_begin(self, logs=None):
         """Check that the scheduler drives ``model.optimizer``, before any batch runs."""
         optimizer = getattr(self.model, "optimizer", None)
-        if self.scheduler.optimizer is not optimizer:
+        driven = self.scheduler.optimizer
+        if driven is not optimizer and driven is not getattr(optimizer, "inner_optimizer", None):
             raise ValueError(
                 f"{_OWNER}: the scheduler was built on another optimizer "
                 f"({type(self.scheduler.optimizer).__name__} at "
@@ -118,7 +123,7 @@ class TorchScheduler(Callback):
         return lr.detach().clone() if isinstance(lr, torch.Tensor) else lr
 
     def _iterations(self) -> int | None:
-        iterations = getattr(self.scheduler.optimizer, "iterations", None)
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
         return iterations if isinstance(iterations, int) else None
 
     def wants_hook(self, hook: str) -> bool:

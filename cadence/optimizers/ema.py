@@ -5,6 +5,10 @@ After every optimizer step each parameter's average becomes
 first step (`iterations == 0`), so the average starts at the weights. Every
 `ema_overwrite_frequency` steps the weights are overwritten with their averages; at the
 end of `fit` (and on `finalize_variable_values()`) too. Nothing is read back to the host.
+
+`swap_ema_weights()` exchanges the weights and their averages in place (no copy of the
+model is kept), as Keras's `SwapEMAWeights` callback does to evaluate with the averages;
+`ema_weights_swapped` says which the weights hold, and is saved by `state_dict()`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,21 @@ import torch
 
 EMA_KEY = "ema_averages"
 """The top-level key under which `state_dict()` saves the averages."""
+
+SWAPPED_KEY = "ema_swapped"
+"""The top-level key under which `state_dict()` saves whether the averages are swapped in."""
+
+NO_EMA = (
+    "SwapEMAWeights must be used when `use_ema=True` is set on the optimizer. "
+    "Received: use_ema={use_ema}"
+)
+"""Keras's message for swapping the averages of an optimizer without `use_ema`."""
+
+STEP_WHILE_SWAPPED = (
+    "The optimizer was asked to step while its moving averages are swapped into the weights "
+    "(ema_weights_swapped=True), which would train the averages; call swap_ema_weights() "
+    "first to put the trained weights back."
+)
 
 
 def check_settings(
@@ -91,14 +110,32 @@ def overwrite_(params: Sequence[torch.Tensor], averages: Sequence[torch.Tensor])
     Raises:
         ValueError: If the counts differ (Keras's message).
     """
+    _check_counts(params, averages)
+    for param, average in zip(params, averages, strict=True):
+        param.copy_(average)
+
+
+def _check_counts(params: Sequence[torch.Tensor], averages: Sequence[torch.Tensor]) -> None:
     if len(params) != len(averages):
         raise ValueError(
             f"The length of model variables ({len(params)}) to override does not match the "
             f"length of model variables stored in the optimizer ({len(averages)}). Please "
             "check if the optimizer was called on your model."
         )
+
+
+@torch.no_grad()
+def swap_(params: Sequence[torch.Tensor], averages: Sequence[torch.Tensor]) -> None:
+    """Exchange every parameter with its average, in place, one tensor at a time.
+
+    Raises:
+        ValueError: If the counts differ (Keras's message).
+    """
+    _check_counts(params, averages)
     for param, average in zip(params, averages, strict=True):
+        trained = param.detach().clone()
         param.copy_(average)
+        average.copy_(trained)
 
 
 class EmaMixin:
@@ -106,6 +143,7 @@ class EmaMixin:
 
     _cadence_ema: tuple[bool, float, int | None]
     _cadence_averages: list[torch.Tensor] | None
+    _cadence_ema_swapped: bool
     _cadence_iterations: int
     param_groups: list[dict[str, Any]]
 
@@ -152,11 +190,39 @@ class EmaMixin:
         if frequency and (self._cadence_iterations + 1) % frequency == 0:
             overwrite_(params, self._cadence_averages)
 
+    @property
+    def ema_weights_swapped(self) -> bool:
+        """Whether the weights hold the moving averages (and the averages the trained weights)."""
+        return self._cadence_ema_swapped
+
+    def swap_ema_weights(self) -> None:
+        """Exchange the weights and their moving averages in place; again to swap back.
+
+        `cadence.callbacks.SwapEMAWeights` calls it to validate, evaluate and predict with
+        the averages. The optimizer refuses to step while they are swapped in.
+
+        Raises:
+            ValueError: Without `use_ema` (Keras's message), or before the first step has
+                created the averages.
+        """
+        if not self._cadence_ema[0]:
+            raise ValueError(NO_EMA.format(use_ema=self._cadence_ema[0]))
+        if self._cadence_averages is None:
+            raise ValueError(
+                "The optimizer has no moving average of the weights to swap in yet: the "
+                "first optimizer step creates it (use_ema=True, iterations=0)."
+            )
+        swap_(self._managed_params(), self._cadence_averages)
+        self._cadence_ema_swapped = not self._cadence_ema_swapped
+
     def finalize_variable_values(self, var_list: Sequence[torch.Tensor] | None = None) -> None:
         """Copy the moving averages into the weights when `use_ema` is on, as Keras does.
 
         `fit` calls it after the last epoch. Without `use_ema`, or before any step, it
-        does nothing.
+        does nothing. If the averages are swapped in (`ema_weights_swapped`), the weights
+        already hold them: they are copied back into the averages and the swap ends, so
+        the trained weights are dropped, as Keras's `SwapEMAWeights` does at the end of
+        `fit`.
 
         Args:
             var_list: The parameters to overwrite, in the optimizer's order; defaults to
@@ -168,6 +234,10 @@ class EmaMixin:
         if not self._cadence_ema[0] or self._cadence_averages is None:
             return
         params = self._managed_params() if var_list is None else list(var_list)
+        if self._cadence_ema_swapped:
+            overwrite_(self._cadence_averages, params)
+            self._cadence_ema_swapped = False
+            return
         overwrite_(params, self._cadence_averages)
 
 

@@ -1,6 +1,22 @@
 """Where each Keras hyperparameter lives in a torch optimizer's parameter groups.
 
-See `cadence.optimizers.mixin` for the table of names.
+Hyperparameters map onto the torch parameter groups as follows:
+
+==================  ===============================================================
+Keras attribute     torch parameter-group entry
+==================  ===============================================================
+``learning_rate``   ``lr`` (alias ``lr``)
+``momentum``        ``momentum`` (SGD, RMSprop); ``betas[0]`` (Adam family)
+``beta_1``          ``betas[0]``
+``beta_2``          ``betas[1]``
+``rho``             ``alpha`` (RMSprop), ``rho`` (Adadelta)
+``epsilon``         ``eps``
+``weight_decay``    ``weight_decay``
+==================  ===============================================================
+
+Reading returns a `Hyperparameter` (a float) with the value of the first group;
+assigning writes the value onto every group. An attribute the optimizer does not have
+raises `AttributeError`, so `hasattr(opt, "momentum")` is False for Adagrad.
 """
 
 from __future__ import annotations
@@ -14,6 +30,15 @@ from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
 HYPERPARAMETERS = (
     "learning_rate", "momentum", "beta_1", "beta_2", "rho", "epsilon", "weight_decay"
 )
+
+
+def updating_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Return the torch optimizer whose update rule runs: a wrapper's `inner_optimizer`.
+
+    For a `cadence.optimizers.TorchOptimizerWrapper` it is the user's optimizer it
+    wraps; for any other optimizer, the optimizer itself.
+    """
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def find(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None] | None:
@@ -31,7 +56,11 @@ def find(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None] 
         return "eps", None
     if name == "rho" and "rho" in group:
         return "rho", None
-    if name == "rho" and isinstance(optimizer, torch.optim.RMSprop) and "alpha" in group:
+    if (
+        name == "rho"
+        and isinstance(updating_optimizer(optimizer), torch.optim.RMSprop)
+        and "alpha" in group
+    ):
         return "alpha", None
     return None
 
@@ -42,7 +71,8 @@ def location(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | No
     if location is None:
         present = [other for other in HYPERPARAMETERS if find(optimizer, other) is not None]
         raise AttributeError(
-            f"{type(optimizer).__name__} optimizer has no hyperparameter {name!r}; "
+            f"{type(updating_optimizer(optimizer)).__name__} optimizer has no hyperparameter "
+            f"{name!r}; "
             f"it has: {', '.join(present)}."
         )
     return location
@@ -71,3 +101,15 @@ def write(optimizer: torch.optim.Optimizer, name: str, value: Any) -> None:
             entries = list(group[key])
             entries[index] = number
             group[key] = tuple(entries)
+
+
+def hyperparameter_property(name: str, doc: str) -> property:
+    """Return the property that reads and writes the Keras hyperparameter `name`."""
+
+    def getter(self: torch.optim.Optimizer) -> Hyperparameter:
+        return read(self, name)
+
+    def setter(self: torch.optim.Optimizer, value: Any) -> None:
+        write(self, name, value)
+
+    return property(getter, setter, doc=doc)

@@ -1,26 +1,18 @@
-"""Keras-style extras mixed into any `torch.optim.Optimizer`.
+"""Keras-style extras for torch optimizers: `OptimizerMixin`.
 
-`OptimizerMixin` adds Keras's optimizer attributes to a torch optimizer without
-replacing it: the object stays an instance of its torch class, so `param_groups`,
-`step`, `zero_grad`, `state_dict` and torch's LR schedulers work unchanged.
+Cadence's optimizers are real `torch.optim.Optimizer` objects with Keras's attributes
+added. They come in two kinds, both with every extra below:
 
-Hyperparameters map onto the torch parameter groups as follows:
+* The optimizers cadence builds (`"adam"`, `cadence.optimizers.Adam(...)`, a torch
+  optimizer class) are instances of `mixed_class(torch_class)`, a subclass of
+  (`OptimizerMixin`, the torch class) created with its constructor: `isinstance(opt,
+  torch.optim.Adam)` holds, and the extras run as torch step hooks on the object.
+* A torch optimizer object the user built is never changed: cadence wraps it in a
+  `cadence.optimizers.TorchOptimizerWrapper`, which shares its `param_groups` and
+  `state` and delegates `step` to it (see `cadence.optimizers.wrapper`).
 
-==================  ===============================================================
-Keras attribute     torch parameter-group entry
-==================  ===============================================================
-``learning_rate``   ``lr`` (alias ``lr``)
-``momentum``        ``momentum`` (SGD, RMSprop); ``betas[0]`` (Adam family)
-``beta_1``          ``betas[0]``
-``beta_2``          ``betas[1]``
-``rho``             ``alpha`` (RMSprop), ``rho`` (Adadelta)
-``epsilon``         ``eps``
-``weight_decay``    ``weight_decay``
-==================  ===============================================================
-
-Reading returns a `Hyperparameter` (a float) with the value of the first group;
-assigning writes the value onto every group. An attribute the optimizer does not have
-raises `AttributeError`, so `hasattr(opt, "momentum")` is False for Adagrad.
+Keras's hyperparameter names (`learning_rate`, `momentum`, `epsilon`, ...) read and write
+the torch parameter groups: see `cadence.optimizers.groups` for the table.
 
 The learning rate may also be driven by a schedule, and tf.keras 2's `decay` and Keras 3's
 moving average of the weights are available: see `cadence.optimizers.rate` and
@@ -37,22 +29,18 @@ import torch
 
 from cadence.optimizers import clipping, ema
 from cadence.optimizers.ema import EmaMixin
-from cadence.optimizers.groups import HYPERPARAMETERS, find, read, write
-from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
-from cadence.optimizers.rate import RateMixin
+from cadence.optimizers.groups import (
+    HYPERPARAMETERS,
+    find,
+    hyperparameter_property,
+    read,
+    updating_optimizer,
+)
+from cadence.optimizers.hyperparameter import to_scalar
+from cadence.optimizers.rate import RateMixin, rate_before_step
 from cadence.optimizers.schedules import LearningRateSchedule, serialize
 
 ITERATIONS_KEY = "iterations"
-
-
-def _hyperparameter(name: str, doc: str) -> property:
-    def getter(self: torch.optim.Optimizer) -> Hyperparameter:
-        return read(self, name)
-
-    def setter(self: torch.optim.Optimizer, value: Any) -> None:
-        write(self, name, value)
-
-    return property(getter, setter, doc=doc)
 
 
 def _clip_setting(name: str) -> property:
@@ -68,9 +56,9 @@ def _clip_setting(name: str) -> property:
 class OptimizerMixin(RateMixin, EmaMixin):
     """Keras-style attributes and methods for a torch optimizer.
 
-    Do not instantiate it; `cadence.optimizers.get` and `wrap` put it in front of a torch
-    optimizer class. See the module docstring for how hyperparameters map onto the
-    parameter groups.
+    Do not instantiate it; `cadence.optimizers.get` builds `mixed_class(torch_class)` or
+    a `TorchOptimizerWrapper`. See the module docstring for how hyperparameters map onto
+    the parameter groups.
 
     `iterations` counts the calls of `step()` that ran (a step skipped by a
     `GradScaler` on overflow is not counted); it is saved by `state_dict()` under the
@@ -104,12 +92,12 @@ class OptimizerMixin(RateMixin, EmaMixin):
     _cadence_decay: float
     _cadence_ema: tuple[bool, float, int | None]
     _cadence_averages: list[torch.Tensor] | None
-    momentum = _hyperparameter("momentum", "Momentum: `momentum` or `betas[0]`.")
-    weight_decay = _hyperparameter("weight_decay", "Weight decay (torch's `weight_decay`).")
-    epsilon = _hyperparameter("epsilon", "The numerical-stability epsilon (torch's `eps`).")
-    beta_1 = _hyperparameter("beta_1", "The first-moment decay rate (`betas[0]`).")
-    beta_2 = _hyperparameter("beta_2", "The second-moment decay rate (`betas[1]`).")
-    rho = _hyperparameter("rho", "The decay rate (`alpha` for RMSprop, `rho` for Adadelta).")
+    momentum = hyperparameter_property("momentum", "Momentum: `momentum` or `betas[0]`.")
+    weight_decay = hyperparameter_property("weight_decay", "Weight decay (torch's `weight_decay`).")
+    epsilon = hyperparameter_property("epsilon", "The numerical-stability epsilon (torch's `eps`).")
+    beta_1 = hyperparameter_property("beta_1", "The first-moment decay rate (`betas[0]`).")
+    beta_2 = hyperparameter_property("beta_2", "The second-moment decay rate (`betas[1]`).")
+    rho = hyperparameter_property("rho", "The decay rate (`alpha` for RMSprop, `rho` for Adadelta).")
     clipnorm = _clip_setting("clipnorm")
     clipvalue = _clip_setting("clipvalue")
     global_clipnorm = _clip_setting("global_clipnorm")
@@ -122,24 +110,41 @@ class OptimizerMixin(RateMixin, EmaMixin):
         decay: Any = 0.0,
         ema_settings: tuple[Any, Any, Any] = (False, 0.99, None),
         averages: list[torch.Tensor] | None = None,
+        ema_swapped: bool = False,
     ) -> None:
-        """Installs the counters and hooks; called once per optimizer object."""
+        """Set the Keras extras up; called once per optimizer object."""
         self._cadence_iterations = iterations
         self._cadence_clip = dict.fromkeys(clipping.CLIP_NAMES)
-        self._cadence_clip_handle = None
         self._cadence_rate = None
         self._cadence_decay = 0.0
-        self._cadence_rate_handle = None
         self._cadence_undecayed: list[Any] | None = None
         self._cadence_ema = ema.check_settings(*ema_settings)
         self._cadence_averages = averages
-        self._cadence_count_handle = self.register_step_post_hook(_after_step)
+        self._cadence_ema_swapped = ema_swapped
+        self._install_step_hooks()
         self._set_clipping(**(clip or {}))
         self.decay = decay
         if rate is not None:
             self.learning_rate = rate
 
+    def _install_step_hooks(self) -> None:
+        """Run `_before_step` and `_after_step` around every `step()`, as torch step hooks."""
+        self._cadence_step_hooks = (
+            self.register_step_pre_hook(_pre_step_hook),
+            self.register_step_post_hook(_post_step_hook),
+        )
 
+    def _cadence_extras(self) -> dict[str, Any]:
+        """Return the extras' settings and counters, as `_cadence_setup` takes them."""
+        return {
+            "clip": dict(self._cadence_clip),
+            "iterations": self._cadence_iterations,
+            "rate": self._cadence_rate,
+            "decay": self._cadence_decay,
+            "ema_settings": self._cadence_ema,
+            "averages": self._cadence_averages,
+            "ema_swapped": self._cadence_ema_swapped,
+        }
 
     def _set_clipping(self, **settings: Any) -> None:
         new = dict(self._cadence_clip)
@@ -147,12 +152,39 @@ class OptimizerMixin(RateMixin, EmaMixin):
             new[name] = clipping.check_clip_value(name, value)
         clipping.check_exclusive(new)
         self._cadence_clip = new
-        active = any(value is not None for value in new.values())
-        if active and self._cadence_clip_handle is None:
-            self._cadence_clip_handle = self.register_step_pre_hook(_clip_before_step)
-        elif not active and self._cadence_clip_handle is not None:
-            self._cadence_clip_handle.remove()
-            self._cadence_clip_handle = None
+        self._cadence_clipping = any(value is not None for value in new.values())
+
+    def _before_step(self, closure: Callable[[], Any] | None) -> Callable[[], Any] | None:
+        """Set the scheduled or decayed rate, then clip; return the closure `step` is to call.
+
+        Without a closure the gradients are clipped now; with one, the returned closure
+        clips the gradients it computes.
+
+        Raises:
+            RuntimeError: While the moving averages are swapped into the weights.
+        """
+        if self._cadence_ema_swapped:
+            raise RuntimeError(ema.STEP_WHILE_SWAPPED)
+        rate_before_step(self)
+        if not self._cadence_clipping:
+            return closure
+        if closure is None:
+            self._clip_now()
+            return None
+
+        def clipped_closure() -> Any:
+            loss = closure()
+            self._clip_now()
+            return loss
+
+        return clipped_closure
+
+    def _after_step(self) -> None:
+        """Undo the decay, update the moving averages, then count the step."""
+        self._restore_undecayed()
+        if self._cadence_ema[0]:
+            self._update_averages()
+        self._cadence_iterations += 1
 
     def _clip_now(self) -> None:
         grads = [
@@ -176,12 +208,14 @@ class OptimizerMixin(RateMixin, EmaMixin):
         """Return torch's optimizer state dict plus the step count under ``"iterations"``.
 
         With `use_ema`, the moving averages (once a step has created them) are under
-        ``"ema_averages"``, one tensor per parameter in the groups' order.
+        ``"ema_averages"``, one tensor per parameter in the groups' order, and whether they
+        are swapped into the weights under ``"ema_swapped"``.
         """
         state = super().state_dict()
         state[ITERATIONS_KEY] = self._cadence_iterations
         if self._cadence_averages is not None:
             state[ema.EMA_KEY] = list(self._cadence_averages)
+            state[ema.SWAPPED_KEY] = self._cadence_ema_swapped
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -198,10 +232,17 @@ class OptimizerMixin(RateMixin, EmaMixin):
         state_dict = dict(state_dict)
         iterations = state_dict.pop(ITERATIONS_KEY, None)
         averages = state_dict.pop(ema.EMA_KEY, None)
+        swapped = state_dict.pop(ema.SWAPPED_KEY, False)
         if averages is not None:
             averages = ema.check_loaded(averages, self._managed_params())
+        if not isinstance(swapped, bool) or (swapped and averages is None):
+            raise ValueError(
+                f"The optimizer state's {ema.SWAPPED_KEY!r} must be True (with saved averages) "
+                f"or False; received {swapped!r}."
+            )
         super().load_state_dict(state_dict)
         self._cadence_averages = averages
+        self._cadence_ema_swapped = swapped
         if iterations is None:
             steps = [
                 entry["step"] for entry in self.state.values() if "step" in entry
@@ -270,7 +311,7 @@ class OptimizerMixin(RateMixin, EmaMixin):
 
     def get_config(self) -> dict[str, Any]:
         """Return the Keras-style configuration: name, hyperparameters and clipping."""
-        config: dict[str, Any] = {"name": type(self).__name__.lower()}
+        config: dict[str, Any] = {"name": type(updating_optimizer(self)).__name__.lower()}
         for name in HYPERPARAMETERS:
             location = find(self, name)
             if location is not None and (name != "momentum" or location[0] == "momentum"):
@@ -293,33 +334,27 @@ class OptimizerMixin(RateMixin, EmaMixin):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_cadence_iterations"] = self._cadence_iterations
-        state["_cadence_clip"] = dict(self._cadence_clip)
-        state["_cadence_rate"] = self._cadence_rate
-        state["_cadence_decay"] = self._cadence_decay
-        state["_cadence_ema"] = self._cadence_ema
-        state["_cadence_averages"] = self._cadence_averages
+        state.update({f"_cadence_{key}": value for key, value in self._cadence_extras().items()})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # torch's load_state_dict also calls __setstate__, on a set-up optimizer with
-        # only "state" and "param_groups": the counter and hooks are then kept.
+        # Unpickling calls it on an empty object made by `_restore`; torch's
+        # load_state_dict calls it on a set-up optimizer with only "state" and
+        # "param_groups", whose extras and hooks are then kept.
         state = dict(state)
-        iterations = state.pop("_cadence_iterations", 0)
-        clip = state.pop("_cadence_clip", None)
         extras = {
-            "rate": state.pop("_cadence_rate", None),
-            "decay": state.pop("_cadence_decay", 0.0),
-            "ema_settings": state.pop("_cadence_ema", (False, 0.99, None)),
-            "averages": state.pop("_cadence_averages", None),
+            key: state.pop(f"_cadence_{key}")
+            for key in (
+                "clip", "iterations", "rate", "decay", "ema_settings", "averages", "ema_swapped"
+            )
+            if f"_cadence_{key}" in state
         }
         super().__setstate__(state)
-        if "_cadence_count_handle" not in self.__dict__:
-            self._cadence_setup(clip=clip, iterations=iterations, **extras)
+        if not hasattr(self, "_cadence_step_hooks"):
+            self._cadence_setup(**extras)
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Callable[..., Any], tuple[Any], Any]:
         return (_restore, (type(self)._cadence_base,), self.__getstate__())
-
 
 
 def _to_count(value: Any) -> int:
@@ -329,31 +364,22 @@ def _to_count(value: Any) -> int:
     return int(number)
 
 
-
-def _after_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
-    """Undo the decay, update the moving averages, then count the step."""
-    optimizer._restore_undecayed()
-    if optimizer._cadence_ema[0]:
-        optimizer._update_averages()
-    optimizer._cadence_iterations += 1
-
-
-def _clip_before_step(
+def _pre_step_hook(
     optimizer: OptimizerMixin, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The torch step pre-hook of `mixed_class` optimizers: `_before_step`."""
     closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
-    if closure is None:
-        optimizer._clip_now()
+    new_closure = optimizer._before_step(closure)
+    if new_closure is closure:
         return None
-
-    def clipped_closure() -> Any:
-        loss = closure()
-        optimizer._clip_now()
-        return loss
-
     if "closure" in kwargs:
-        return args, {**kwargs, "closure": clipped_closure}
-    return (args[0], clipped_closure, *args[2:]), kwargs
+        return args, {**kwargs, "closure": new_closure}
+    return (args[0], new_closure, *args[2:]), kwargs
+
+
+def _post_step_hook(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
+    """The torch step post-hook of `mixed_class` optimizers: `_after_step`."""
+    optimizer._after_step()
 
 
 @functools.cache
@@ -377,31 +403,11 @@ def mixed_class(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer
     return type(base.__name__, (OptimizerMixin, base), namespace)
 
 
-def wrap(optimizer: torch.optim.Optimizer, **clip: Any) -> torch.optim.Optimizer:
-    """Add the Keras-style extras to an existing torch optimizer, in place.
-
-    The object's class is switched to `mixed_class(type(optimizer))`, so it stays an
-    instance of its torch class and keeps its state and hooks. Wrapping twice is a no-op
-    (clipping settings given the second time are applied).
-
-    Args:
-        optimizer: A `torch.optim.Optimizer` instance.
-        **clip: Optional `clipnorm`, `clipvalue` or `global_clipnorm`.
-
-    Returns:
-        The same object.
-
-    """
-    if isinstance(optimizer, OptimizerMixin):
-        if clip:
-            optimizer._set_clipping(**clip)
-        return optimizer
-    optimizer.__class__ = mixed_class(type(optimizer))
-    optimizer._cadence_setup(clip=clip)
-    return optimizer
-
-
 def _restore(base: type[torch.optim.Optimizer]) -> torch.optim.Optimizer:
-    """Create an empty optimizer of `mixed_class(base)` for unpickling."""
+    """Create an empty optimizer of `mixed_class(base)` for unpickling.
+
+    Pickle then calls `__setstate__`, as for any object: `mixed_class(base)` is created at
+    run time, so pickle finds it through this function rather than by its name.
+    """
     cls = mixed_class(base)
     return cls.__new__(cls)

@@ -29,18 +29,9 @@ class RateMixin:
 
     _cadence_rate: Any
     _cadence_decay: float
-    _cadence_rate_handle: Any
     _cadence_undecayed: list[Any] | None
     _cadence_iterations: int
     param_groups: list[dict[str, Any]]
-
-    def _update_rate_hook(self) -> None:
-        active = self._cadence_rate is not None or self._cadence_decay > 0
-        if active and self._cadence_rate_handle is None:
-            self._cadence_rate_handle = self.register_step_pre_hook(rate_before_step)
-        elif not active and self._cadence_rate_handle is not None:
-            self._cadence_rate_handle.remove()
-            self._cadence_rate_handle = None
 
     def _scheduled_rate(self) -> float:
         """Return the rate the schedule (or rate callable) gives for the next step."""
@@ -69,13 +60,11 @@ class RateMixin:
             location(self, "learning_rate")
             self._cadence_rate = value
             write(self, "learning_rate", self._scheduled_rate())
-            self._update_rate_hook()
             return
         if isinstance(self._cadence_rate, LearningRateSchedule):
             raise TypeError(SCHEDULE_NOT_SETTABLE)
         write(self, "learning_rate", value)
         self._cadence_rate = None
-        self._update_rate_hook()
 
     lr = learning_rate
 
@@ -96,7 +85,6 @@ class RateMixin:
         if number < 0.0:
             raise ValueError(f"decay cannot be less than 0. Received: decay={value}.")
         self._cadence_decay = number
-        self._update_rate_hook()
 
     def _restore_undecayed(self) -> None:
         """Put back the rates the decay divided for the step that just ran."""
@@ -127,8 +115,11 @@ def check_settable_learning_rate(optimizer: Any) -> None:
         raise TypeError(SCHEDULE_NOT_SETTABLE)
 
 
-def rate_before_step(optimizer: RateMixin, args: Any, kwargs: Any) -> None:
-    """Set the scheduled rate, then tf.keras 2's decay, before the torch update."""
+def rate_before_step(optimizer: RateMixin) -> None:
+    """Set the scheduled rate, then tf.keras 2's decay, before the torch update.
+
+    Called by `OptimizerMixin._before_step` before every step.
+    """
     if optimizer._cadence_rate is not None:
         write(optimizer, "learning_rate", optimizer._scheduled_rate())
     decay = optimizer._cadence_decay

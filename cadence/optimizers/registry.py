@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from cadence.optimizers import specs
-from cadence.optimizers.mixin import mixed_class, wrap
+from cadence.optimizers.mixin import OptimizerMixin, mixed_class
+from cadence.optimizers.wrapper import TorchOptimizerWrapper
 
 NAMES: dict[str, type[specs.Optimizer]] = {
     "sgd": specs.SGD,
@@ -39,23 +40,29 @@ def get(identifier: Any, params: Iterable[Any] | None = None) -> torch.optim.Opt
               ``"adamw"``, ``"adagrad"``, ``"adamax"``, ``"nadam"``, ``"adadelta"``,
               built with Keras 3's defaults;
             * a `cadence.optimizers.Optimizer` spec (or spec class), built over `params`;
-            * a `torch.optim.Optimizer` instance, kept as it is (its own parameters are
-              used and `params` is ignored) with the extras mixed in;
+            * a cadence optimizer (`model.optimizer` of another compile), returned as it
+              is;
+            * a `torch.optim.Optimizer` instance, left unchanged and wrapped in a new
+              `TorchOptimizerWrapper` (its own parameters are used; `params` is
+              ignored);
             * a `torch.optim.Optimizer` subclass, instantiated over `params` with its
               defaults.
         params: The parameters or parameter groups to optimise. Required unless
             `identifier` is an optimizer instance.
 
     Returns:
-        An instance of the torch optimizer class, also an `OptimizerMixin`.
+        An `OptimizerMixin`: an instance of the torch optimizer class for a name, a spec
+        or a class; a `TorchOptimizerWrapper` for a torch optimizer instance.
 
     Raises:
         ValueError: If `identifier` is an unknown name, or `params` is missing.
         TypeError: If `identifier` is of an unsupported type.
 
     """
+    if isinstance(identifier, OptimizerMixin):
+        return identifier
     if isinstance(identifier, torch.optim.Optimizer):
-        return wrap(identifier)
+        return TorchOptimizerWrapper(identifier)
     if isinstance(identifier, str):
         spec_class = NAMES.get(identifier.lower())
         if spec_class is None:

@@ -222,3 +222,16 @@ def test_per_batch_steps_once_per_optimizer_step_with_gradient_accumulation():
               callbacks=[TorchScheduler(scheduler, per="batch"), probe])
     assert model.optimizer.iterations == 2 and scheduler.last_epoch == 2
     assert probe.lrs == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_a_scheduler_built_before_compile_on_the_users_torch_optimizer():
+    model = cadence.Sequential(nn.Linear(3, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)  # On the user's object, before compile.
+    model.compile(optimizer=opt, loss="mse", gradient_accumulation_steps=2)
+    probe = BatchLR()
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0, shuffle=False,
+              callbacks=[TorchScheduler(scheduler, per="batch"), probe])
+    # Stepped once per optimizer step (model.optimizer counts them), and the model trains at its rate.
+    assert model.optimizer.iterations == 2 and scheduler.last_epoch == 2
+    assert probe.lrs == [0.1, 0.1, 0.05, 0.05] and opt.param_groups[0]["lr"] == 0.025

@@ -64,16 +64,16 @@ def test_spec_builds_independent_optimizers():
     assert second.lr == 0.1
 
 
-def test_get_wraps_torch_instance_in_place():
+def test_get_wraps_a_torch_instance_and_leaves_it_unchanged():
     params = _params()
     opt = torch.optim.SGD(params, lr=0.3, momentum=0.9)
     wrapped = optimizers.get(opt, params)
-    assert wrapped is opt
-    assert isinstance(opt, torch.optim.SGD)
-    assert type(opt).__name__ == "SGD"
-    assert opt.lr == 0.3 and opt.momentum == 0.9
-    assert optimizers.get(opt) is opt
-    assert type(optimizers.wrap(torch.optim.SGD(_params(), lr=0.1))) is type(opt)
+    assert type(wrapped) is optimizers.TorchOptimizerWrapper and wrapped.inner_optimizer is opt
+    assert isinstance(wrapped, torch.optim.Optimizer) and isinstance(wrapped, optimizers.OptimizerMixin)
+    assert type(opt) is torch.optim.SGD and not hasattr(opt, "lr")
+    assert wrapped.lr == 0.3 and wrapped.momentum == 0.9
+    assert optimizers.get(wrapped) is wrapped
+    assert type(optimizers.wrap(torch.optim.SGD(_params(), lr=0.1))) is optimizers.TorchOptimizerWrapper
 
 
 def test_get_instantiates_torch_class_with_its_defaults():

@@ -245,3 +245,47 @@ def test_schedule_decay_and_ema_resume_to_the_bit(tmp_path):
     for (key, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(),
                            strict=True):
         assert torch.equal(a, b), key
+
+
+def test_swap_ema_weights_by_hand():
+    weight = _weight(0.0)
+    opt = optimizers.SGD(learning_rate=1.0, use_ema=True, ema_momentum=0.5).build([weight])
+    with pytest.raises(ValueError, match=r"^The optimizer has no moving average of the weights to swap in yet"):
+        opt.swap_ema_weights()
+    _steps(opt, weight, 2, grad=-1.0)  # Weights 1, 2; average 1, then 0.5 * 1 + 0.5 * 2.
+    opt.swap_ema_weights()
+    assert weight.item() == 1.5 and opt.state_dict()["ema_averages"][0].item() == 2.0
+    assert opt.ema_weights_swapped and opt.state_dict()["ema_swapped"] is True
+    with pytest.raises(RuntimeError, match=r"^The optimizer was asked to step while its moving averages are "
+                       r"swapped into the weights \(ema_weights_swapped=True\), which would train the averages; "
+                       r"call swap_ema_weights\(\) first to put the trained weights back\.$"):
+        _steps(opt, weight, 1)
+    assert weight.item() == 1.5 and opt.iterations == 2
+    opt.swap_ema_weights()
+    assert weight.item() == 2.0 and not opt.ema_weights_swapped
+    opt.swap_ema_weights()
+    opt.finalize_variable_values()  # Swapped in: the averages become the weights, the swap ends.
+    assert weight.item() == 1.5 and opt.state_dict()["ema_averages"][0].item() == 1.5
+    assert not opt.ema_weights_swapped
+    plain = optimizers.SGD(learning_rate=1.0).build([_weight()])
+    with pytest.raises(ValueError, match=r"^SwapEMAWeights must be used when `use_ema=True` is set on the "
+                       r"optimizer\. Received: use_ema=False$"):
+        plain.swap_ema_weights()
+
+
+def test_a_saved_swap_is_restored_and_checked():
+    weight = _weight(0.0)
+    opt = optimizers.SGD(learning_rate=1.0, use_ema=True, ema_momentum=0.5).build([weight])
+    _steps(opt, weight, 2, grad=-1.0)
+    opt.swap_ema_weights()
+    state = opt.state_dict()
+    other_weight = _weight(1.5)
+    other = optimizers.SGD(learning_rate=1.0, use_ema=True, ema_momentum=0.5).build([other_weight])
+    other.load_state_dict(state)
+    assert other.ema_weights_swapped
+    other.swap_ema_weights()
+    assert other_weight.item() == 2.0
+    bad = {**state, "ema_swapped": "yes"}
+    with pytest.raises(ValueError, match=r"^The optimizer state's 'ema_swapped' must be True \(with saved "
+                       r"averages\) or False; received 'yes'\.$"):
+        other.load_state_dict(bad)
