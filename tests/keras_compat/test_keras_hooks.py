@@ -248,7 +248,10 @@ def test_progbar_logger_one_epoch_has_no_epoch_line(capsys):
 def test_swap_ema_weights_validation_equals_evaluate_after_fit():
     """Keras swap_ema_weights_test: with SwapEMAWeights the last val metric equals evaluate after fit."""
     x, y = data(10)
-    model = make_model(lr=0.1, metrics=("mse",))
+    torch.manual_seed(0)
+    model = cadence.Sequential(nn.Linear(3, 1))
+    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.1, use_ema=True), loss="mse",
+                  metrics=["mse"], device="cpu")  # Keras: SwapEMAWeights needs use_ema=True.
     history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, validation_data=(x, y),
                         callbacks=[callbacks.SwapEMAWeights()])
     logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
