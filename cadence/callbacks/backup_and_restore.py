@@ -9,6 +9,7 @@ from typing import Any
 
 from cadence import io, saving
 from cadence.callbacks.callback import Callback, overridden_below
+from cadence.logs import plain_numbers
 from cadence.trainer.state import check_state_dict
 
 BACKUP_FORMAT = "cadence-backup"
@@ -159,7 +160,7 @@ class BackupAndRestore(Callback):
             "callbacks": self._callback_states(state),
             "train_state": state.state_dict(),
         }
-        payload = saving.plain_state(payload)
+        payload = plain_numbers(payload)
         if self.double_checkpoint:
             io.rotate_write(self.path, payload)
         else:

@@ -26,7 +26,7 @@ from cadence.callbacks.timing import (
     callback_labels,
     warn_slow,
 )
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 _BATCH_HOOKS = frozenset(
     h for h in HOOKS if "_batch_" in h

@@ -14,7 +14,7 @@ from typing import Any
 
 from cadence import extras
 from cadence.callbacks.callback import Callback
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 _INVALID_KEY = re.compile(r"[^\w\-. /]")
 # mlflow logs these through `logging` at INFO while it creates a new SQLite store's tables.

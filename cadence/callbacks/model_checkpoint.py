@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import string
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 from cadence import io
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
-from cadence.trainer.logs import to_python
+from cadence.logs import plain_numbers, to_python
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -191,7 +190,7 @@ class ModelCheckpoint(MonitorCallback):
         io.save_state(
             {
                 "model": dict(state),
-                "optimizer": _plain(optimizer.state_dict()) if optimizer is not None else None,
+                "optimizer": plain_numbers(optimizer.state_dict()) if optimizer is not None else None,
                 "epoch": epoch + 1,
                 "batch": None if batch is None else batch + 1,
             },
@@ -215,21 +214,3 @@ class ModelCheckpoint(MonitorCallback):
         self._last_batch_seen = int(state["last_batch_seen"])
         self._current_epoch = int(state["current_epoch"])
 
-
-def _plain(obj: Any) -> Any:
-    """Return ``obj`` with number-like leaves (numpy scalars, float subclasses) as Python numbers.
-
-    An optimizer's ``param_groups`` may hold values such as ``numpy.float64`` set by a user's
-    schedule; cadence's safe state format stores plain numbers only.
-    """
-    if isinstance(obj, dict):
-        return {key: _plain(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_plain(value) for value in obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, numbers.Integral) and type(obj) is not int:
-        return int(obj)
-    if isinstance(obj, numbers.Real) and type(obj) is not float and not isinstance(obj, int):
-        return float(obj)
-    return obj

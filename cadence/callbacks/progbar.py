@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from cadence.callbacks.callback import Callback
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 
 def format_logs(logs: dict[str, Any]) -> str:

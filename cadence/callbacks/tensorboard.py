@@ -12,7 +12,7 @@ import torch
 
 from cadence import extras
 from cadence.callbacks.callback import Callback
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 _VAL = "val_"
 

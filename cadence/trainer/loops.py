@@ -37,8 +37,8 @@ from cadence.data.class_weight import (
     check_class_weight,
     sample_weight_from_class_weight,
 )
+from cadence.logs import to_python
 from cadence.trainer import arguments, step_plan
-from cadence.trainer.logs import to_python
 from cadence.trainer.state import TrainState
 
 
