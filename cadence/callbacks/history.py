@@ -15,6 +15,9 @@ class History(Callback):
         epoch: The epoch indices (from 0) that were recorded.
     """
 
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     def __init__(self) -> None:
         super().__init__()
         self.history: dict[str, list[Any]] = {}

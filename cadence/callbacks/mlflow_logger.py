@@ -97,6 +97,11 @@ class MLflowLogger(Callback):
         tags: Tags set on the run.
     """
 
+    #: Logs on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     accepts_lazy_logs = True
 
     def __init__(

@@ -54,6 +54,13 @@ class ModelCheckpoint(MonitorCallback):
             malformed ``filepath`` template.
     """
 
+    #: Identifies the instance in a backup (see ``Callback.state_key``).
+    state_key_attributes = ("filepath", "monitor")
+    #: Saves on rank 0 only; the direction is resolved on every rank.
+    writes_files = frozenset({"on_train_batch_end", "on_batch_end", "on_epoch_end"})
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     accepts_lazy_logs = True
 
     def __init__(

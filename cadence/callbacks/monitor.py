@@ -115,6 +115,9 @@ class MonitorCallback(Callback):
             or ``baseline`` is not a finite number, or if ``monitor`` is not a non-empty string.
     """
 
+    #: Identifies the instance in a backup (see ``Callback.state_key``).
+    state_key_attributes = ("monitor",)
+
     def __init__(
         self,
         monitor: str = "val_loss",

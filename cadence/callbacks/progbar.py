@@ -71,6 +71,11 @@ class ProgbarLogger(Callback):
             decides from the output when each bar opens.
     """
 
+    #: Prints on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     accepts_lazy_logs = True
 
     def __init__(self, refresh_seconds: float = 0.5, interactive: bool | None = None) -> None:

@@ -51,6 +51,9 @@ class SwapEMAWeights(Callback):
         finalize: Write the EMA weights into the model when ``fit`` ends.
     """
 
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     accepts_lazy_logs = True  # batch logs are never read, so the per-batch update is sync-free
 
     def __init__(self, swap_on_epoch: bool = False, decay: float = 0.999, finalize: bool = True) -> None:

@@ -85,6 +85,13 @@ class TensorBoard(Callback):
         embeddings_metadata: Accepted for Keras compatibility; only ``None`` is supported.
     """
 
+    #: Identifies the instance in a backup (see ``Callback.state_key``).
+    state_key_attributes = ("log_dir",)
+    #: Writes on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     accepts_lazy_logs = True
 
     def __init__(

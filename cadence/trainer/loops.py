@@ -64,6 +64,18 @@ def _read_logs(model: Any, logs: Any, several: bool) -> dict[str, Any]:
     return distributed.reduce_logs(model, logs) if several else to_python(logs)
 
 
+def _keras2_params(adapter: Any, do_validation: bool) -> dict[str, Any]:
+    """Return tf.keras 2's extra ``params`` that ``fit`` knows: batch size, samples, validation."""
+    params: dict[str, Any] = {"do_validation": do_validation}
+    samples = getattr(adapter, "num_samples", None)
+    batch_size = getattr(adapter, "batch_size", None)
+    if isinstance(samples, int):
+        params["samples"] = samples
+    if isinstance(batch_size, int):
+        params["batch_size"] = batch_size
+    return params
+
+
 def _with_class_weight(batch: Any, table: dict[int, float]) -> Any:
     return apply_class_weight(batch, table)
 
@@ -135,9 +147,10 @@ def fit(
     callback_list = CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         profile=profile_callbacks, epochs=epochs, steps=iterator.steps, verbose=verbose,
+        **_keras2_params(adapter, validation is not None),
     )
-    state.callbacks = callback_list
-    model._train_state = state
+    state.scaler = model._scaler
+    callback_list.set_run(state)
     model.stop_training = False
     model.train()
     model.optimizer.zero_grad(set_to_none=True)
@@ -146,8 +159,8 @@ def fit(
     stop = reduce_batch = None
     if several:
         distributed.wrap_model(model)
-        stop = distributed.StopAgreement(callback_list, model)
-        reduce_batch = distributed.needs_plain_logs(callback_list, "on_train_batch_end")
+        stop = distributed.StopAgreement(model, callback_list.may_stop_each_batch())
+        reduce_batch = callback_list.needs_plain_logs("on_train_batch_end")
     train_step = step_plan.train_function(model)
     callback_list.on_train_begin()
     if several:  # Every rank has read a backup before rank 0 may write or delete one.
