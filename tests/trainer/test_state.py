@@ -11,10 +11,10 @@ import torch
 
 import cadence
 from cadence import io
+from cadence.callbacks import BackupAndRestore, Callback, CallbackList, EarlyStopping, ModelCheckpoint
 from cadence.data import EpochIterator
 from cadence.data.adapters import ArrayAdapter
 from cadence.optimizers.hyperparameter import Hyperparameter
-from cadence.callbacks import BackupAndRestore, Callback, CallbackList, EarlyStopping, ModelCheckpoint
 from cadence.trainer.state import TrainState, capture_rng_states, restore_rng_states
 
 
