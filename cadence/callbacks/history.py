@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadence.callbacks.callback import Callback
+from cadence.plotting import plot_curves
 
 
 class History(Callback):
@@ -66,6 +67,4 @@ class History(Callback):
         Returns:
             The ``matplotlib.figure.Figure``.
         """
-        from cadence.plotting import plot_curves
-
         return plot_curves(self, path, keys=keys)
