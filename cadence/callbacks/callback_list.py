@@ -7,15 +7,22 @@ once with a warning (only a few batches are timed, so watching costs nothing aft
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import torch
-
-from cadence import distributed
-from cadence.callbacks.callback import HOOKS, LEGACY_ALIASES, Callback, overrides, wants
+from cadence.callbacks.callback import HOOKS, Callback, overrides, wants
+from cadence.callbacks.dispatch import (
+    BATCH_HOOKS,
+    annotate,
+    check_protocol,
+    give,
+    holds_tensors,
+    hook_method,
+    ordered,
+    reads_lazy_logs,
+    takes_logs_keyword,
+)
 from cadence.callbacks.history import History
 from cadence.callbacks.progbar import ProgbarLogger
 from cadence.callbacks.state_keys import check_callback_states, keyed_callbacks
@@ -29,62 +36,8 @@ from cadence.callbacks.timing import (
     warn_slow,
 )
 from cadence.logs import plain_logs
-from cadence.overriding import defining_class, redefined_below
 
-_BATCH_HOOKS = frozenset(h for h in HOOKS if "_batch_" in h)
 _TRAIN_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end")
-_PROTOCOL = ("set_model", "set_params", *HOOKS)
-
-
-def _skipped(*args: Any, **kwargs: Any) -> None:
-    """Stand in for a rank-zero-only hook on the other ranks (it still counts for logs)."""
-
-
-def _hook_method(callback: Any, hook: str) -> Any:
-    """Return ``callback``'s ``hook``, or a no-op where it runs on rank 0 only (distributed)."""
-    if distributed.is_initialized() and not distributed.runs_on_this_rank(callback, hook):
-        return _skipped
-    return getattr(callback, hook)
-
-
-def _reads_lazy_logs(callback: Any, hook: str) -> bool:
-    """Return whether ``callback`` takes ``hook``'s logs lazily (device values, unsorted).
-
-    Only for batch hooks of a class that says ``accepts_lazy_logs = True`` and that no subclass
-    (or the instance) redefines below that class: a user's subclass of a built-in that
-    overrides a hook gets plain floats.
-    """
-    if hook not in _BATCH_HOOKS or not getattr(callback, "accepts_lazy_logs", False):
-        return False
-    owner = defining_class(type(callback), "accepts_lazy_logs")
-    if owner is None:  # Set on the instance itself.
-        return True
-    names = [hook] + ([LEGACY_ALIASES[hook]] if hook in LEGACY_ALIASES else [])
-    return not redefined_below(callback, owner, names)
-
-
-def _takes_logs_keyword(method: Any) -> bool:
-    """Return whether ``method`` accepts ``logs=`` (Keras 3's batch-hook call); else pass it positionally."""
-    try:
-        parameters = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(
-        p.kind is p.VAR_KEYWORD
-        or (p.name == "logs" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-        for p in parameters
-    )
-
-
-def _annotate(error: BaseException, callback: Any, hook: str) -> None:
-    """Add a note naming the callback and hook to an error raised inside a callback, once."""
-    if getattr(error, "_cadence_annotated", False):
-        return
-    error.add_note(f"Raised by callback {type(callback).__name__} in {hook}.")
-    try:
-        error._cadence_annotated = True  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
 
 
 class CallbackList(Callback):
@@ -138,7 +91,7 @@ class CallbackList(Callback):
         self._checked: set[str] = set()
         self.callbacks: list[Any] = list(_flatten(callbacks or []))
         for callback in self.callbacks:
-            _check_protocol(callback)
+            check_protocol(callback)
         self.history: History | None = None
         if add_history:
             self.history = next((c for c in self.callbacks if isinstance(c, History)), None)
@@ -159,11 +112,11 @@ class CallbackList(Callback):
             hook: [
                 (
                     callback,
-                    _hook_method(callback, hook),
-                    _reads_lazy_logs(callback, hook),
-                    hook in _BATCH_HOOKS and _takes_logs_keyword(getattr(callback, hook)),
+                    hook_method(callback, hook),
+                    reads_lazy_logs(callback, hook),
+                    hook in BATCH_HOOKS and takes_logs_keyword(getattr(callback, hook)),
                 )
-                for callback in _ordered(self.callbacks, hook)
+                for callback in ordered(self.callbacks, hook)
                 if wants(callback, hook)
             ]
             for hook in HOOKS
@@ -175,27 +128,27 @@ class CallbackList(Callback):
 
     def append(self, callback: Any) -> None:
         """Add a callback at the end of the list."""
-        _check_protocol(callback)
+        check_protocol(callback)
         self.callbacks.append(callback)
         if self.model is not None:
-            _give(callback, "set_model", self.model)
+            give(callback, "set_model", self.model)
         if self.params:
-            _give(callback, "set_params", self.params)
+            give(callback, "set_params", self.params)
         if self.run is not None:
-            _give(callback, "set_run", self.run)
+            give(callback, "set_run", self.run)
         self._rebuild()
 
     def set_model(self, model: Any) -> None:
         """Attach ``model`` to this list and every callback in it."""
         super().set_model(model)
         for callback in self.callbacks:
-            _give(callback, "set_model", model)
+            give(callback, "set_model", model)
 
     def set_params(self, params: dict[str, Any]) -> None:
         """Give every callback the run's parameters."""
         super().set_params(params)
         for callback in self.callbacks:
-            _give(callback, "set_params", params)
+            give(callback, "set_params", params)
 
     def set_run(self, run: Any) -> None:
         """Give the run's state to this list and to every callback that has ``set_run``.
@@ -207,7 +160,7 @@ class CallbackList(Callback):
         if run is not None:
             run.callbacks = self
         for callback in self.callbacks:
-            _give(callback, "set_run", run)
+            give(callback, "set_run", run)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -308,7 +261,7 @@ class CallbackList(Callback):
             else:
                 if plain is None:
                     start = clock() if timed else 0.0
-                    reads_device = self.profile and _holds_tensors(logs)
+                    reads_device = self.profile and holds_tensors(logs)
                     plain = plain_logs(logs)
                     if reads_device:
                         self._record((LOGS_LABEL, hook), clock() - start)
@@ -320,7 +273,7 @@ class CallbackList(Callback):
                 else:
                     method(*args, value)
             except BaseException as error:
-                _annotate(error, callback, hook)
+                annotate(error, callback, hook)
                 raise
             if timed:
                 seconds = clock() - start
@@ -446,46 +399,6 @@ class CallbackList(Callback):
 
     def __len__(self) -> int:
         return len(self.callbacks)
-
-
-def _holds_tensors(logs: Mapping[str, Any] | None) -> bool:
-    """Return whether turning ``logs`` into floats reads the device (for the profile table)."""
-    if not logs:
-        return False
-    return type(logs) is not dict or any(isinstance(v, torch.Tensor) for v in logs.values())
-
-
-def _give(callback: Any, setter: str, value: Any) -> None:
-    """Call ``callback.set_model`` / ``set_params`` / ``set_run`` when the callback has it."""
-    method = getattr(callback, setter, None)
-    if callable(method):
-        method(value)
-
-
-def _check_protocol(callback: Any) -> None:
-    """Refuse what cannot be a callback: a class, or an object with none of the protocol."""
-    if isinstance(callback, type):
-        raise TypeError(
-            f"callbacks must be callback instances; received the class {callback.__name__}. "
-            f"Pass an instance, such as {callback.__name__}()."
-        )
-    if not any(callable(getattr(callback, name, None)) for name in _PROTOCOL):
-        raise TypeError(
-            "Every callback must have the callback protocol (set_model, set_params and hooks "
-            f"such as on_epoch_end); received {type(callback).__name__}: {callback!r}."
-        )
-
-
-def _ordered(callbacks: list[Any], hook: str) -> list[Any]:
-    """Put callbacks with ``backs_up_state`` first in ``on_train_begin``, last in other hooks.
-
-    A backup then restores state before other callbacks read it and saves it after they wrote it.
-    """
-    backups = [c for c in callbacks if getattr(c, "backs_up_state", False)]
-    if not backups:
-        return callbacks
-    others = [c for c in callbacks if not getattr(c, "backs_up_state", False)]
-    return backups + others if hook == "on_train_begin" else others + backups
 
 
 def _flatten(callbacks: Any) -> Iterable[Any]:
