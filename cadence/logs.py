@@ -136,10 +136,11 @@ def plain_numbers(obj: Any) -> Any:
 def plain_logs(logs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return ``logs`` as a dict sorted by key whose number-like values are Python numbers.
 
-    A plain ``dict`` is converted and sorted in place and returned itself, so that what a
-    callback adds to it reaches later callbacks and the caller; any other mapping (a lazy
-    :class:`MetricLogs`, a read-only view) becomes a new dict. Tensors are read with one
-    device-to-host transfer (:func:`to_python`).
+    A plain ``dict`` of Python and numpy values is converted and sorted in place and returned
+    itself, so that what a callback adds to it reaches later callbacks and the caller (the epoch
+    logs that a backup saves). Any other mapping (a lazy :class:`MetricLogs`, a dict holding
+    tensors that a ``train_step`` returned) becomes a new dict, its tensors read with one
+    device-to-host transfer (:func:`to_python`), and is left as it was.
 
     Args:
         logs: The logs a hook receives, or ``None``.
@@ -147,10 +148,10 @@ def plain_logs(logs: Mapping[str, Any] | None) -> dict[str, Any]:
     Returns:
         A ``dict`` that ``json.dumps`` accepts when its values are numbers or strings.
     """
-    if type(logs) is not dict:
-        return dict(sorted(to_python(logs).items(), key=_first))
-    values = to_python(logs) if any(isinstance(v, torch.Tensor) for v in logs.values()) else logs
-    items = sorted(((key, plain_numbers(value)) for key, value in values.items()), key=_first)
+    if type(logs) is not dict or any(isinstance(v, torch.Tensor) for v in logs.values()):
+        converted = to_python(logs)
+        return dict(sorted(((k, plain_numbers(v)) for k, v in converted.items()), key=_first))
+    items = sorted(((key, plain_numbers(value)) for key, value in logs.items()), key=_first)
     logs.clear()
     logs.update(items)
     return logs

@@ -90,12 +90,20 @@ def test_plain_numbers_turns_number_likes_into_python_numbers():
 
 
 def test_plain_logs_sorts_and_converts_a_plain_dict_in_place():
-    logs = {"loss": torch.tensor(0.5), "acc": np.float32(0.25), "lr": _Rate(0.125)}
+    logs = {"loss": 0.5, "acc": np.float32(0.25), "lr": _Rate(0.125)}
     same = plain_logs(logs)
     assert same is logs
     assert list(logs) == ["acc", "loss", "lr"]
     assert json.dumps(logs) == '{"acc": 0.25, "loss": 0.5, "lr": 0.125}'
     assert [type(v) for v in logs.values()] == [float, float, float]
+
+
+def test_plain_logs_leaves_a_dict_of_tensors_as_it_was():
+    tensor = torch.tensor(0.5)
+    logs = {"loss": tensor, "acc": np.float32(0.25)}
+    plain = plain_logs(logs)
+    assert plain is not logs and plain == {"acc": 0.25, "loss": 0.5} and list(plain) == ["acc", "loss"]
+    assert list(logs) == ["loss", "acc"] and logs["loss"] is tensor
 
 
 def test_plain_logs_makes_a_sorted_dict_of_a_lazy_view_with_one_transfer():
