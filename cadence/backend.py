@@ -4,7 +4,9 @@ Keras 2 callbacks read and write optimizer hyperparameters through
 `K.get_value(model.optimizer.lr)` and `K.set_value(model.optimizer.lr, x)`. With
 cadence, `model.optimizer.lr` is a `cadence.optimizers.Hyperparameter` (a float that
 remembers its optimizer), so these work unchanged after
-`from cadence import backend as K`.
+`from cadence import backend as K` (or `import cadence.keras.backend as K`). They also take a
+torch parameter group (its `"lr"`), a tensor and a numpy array. `cast`, `dtype`,
+`count_params`, `floatx`, `epsilon` and `clear_session` are Keras's, over torch.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence.optimizers.hyperparameter import Hyperparameter
+from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
 
 _EPSILON = 1e-7
 
@@ -25,9 +27,9 @@ def get_value(x: Any) -> Any:
 
     Args:
         x: A hyperparameter read from an optimizer (its live value is returned, which
-            may have changed since it was read), a tensor (a 0-d tensor gives a Python
-            number, others a numpy array), or a Python or numpy number or array (returned
-            as it is).
+            may have changed since it was read), a torch parameter group (its learning
+            rate, ``group["lr"]``), a tensor (a 0-d tensor gives a Python number, others a
+            numpy array), or a Python or numpy number or array (returned as it is).
 
     Returns:
         The value.
@@ -38,6 +40,8 @@ def get_value(x: Any) -> Any:
     """
     if isinstance(x, Hyperparameter):
         return x.value
+    if _is_param_group(x):
+        return get_value(x["lr"])
     if isinstance(x, torch.Tensor):
         x = x.detach()
         return x.item() if x.dim() == 0 else x.cpu().numpy()
@@ -45,8 +49,14 @@ def get_value(x: Any) -> Any:
         return x
     raise TypeError(
         "get_value expects a hyperparameter read from an optimizer (e.g. model.optimizer.lr), "
-        f"a torch.Tensor, or a number or numpy array; received {type(x).__name__}."
+        "a parameter group, a torch.Tensor, or a number or numpy array; received "
+        f"{type(x).__name__}."
     )
+
+
+def _is_param_group(x: Any) -> bool:
+    """Whether ``x`` is a torch optimizer's parameter group (a dict with "params" and "lr")."""
+    return isinstance(x, dict) and "params" in x and "lr" in x
 
 
 def eval(x: Any) -> Any:
@@ -59,26 +69,35 @@ def set_value(x: Any, value: Any) -> None:
 
     Args:
         x: A hyperparameter read from an optimizer (such as `model.optimizer.lr`): the
-            value is written onto every parameter group of that optimizer. Or a tensor:
-            the value is copied into it in place, without recording gradients.
+            value is written onto every parameter group of that optimizer. A torch parameter
+            group: the value becomes its `"lr"`. A tensor or a numpy array: the value is
+            copied into it in place (without recording gradients).
         value: A number, numpy number or array, or tensor.
 
     Raises:
-        TypeError: If `x` is neither.
+        TypeError: If `x` is none of these (a Python or numpy number cannot be changed in
+            place).
 
     """
     if isinstance(x, Hyperparameter):
         setattr(x.optimizer, x.name, value)
+        return
+    if _is_param_group(x):
+        x["lr"] = to_scalar(value, "set_value's learning rate")
         return
     if isinstance(x, torch.Tensor):
         with torch.no_grad():
             source = torch.as_tensor(value, dtype=x.dtype, device=x.device)
             x.copy_(source)
         return
+    if isinstance(x, np.ndarray):
+        x[...] = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+        return
     received = type(x).__name__
     raise TypeError(
-        "set_value expects a hyperparameter read from an optimizer (e.g. model.optimizer.lr) "
-        f"or a torch.Tensor; received {received}. To change a learning rate, assign "
+        "set_value expects a hyperparameter read from an optimizer (e.g. model.optimizer.lr), "
+        f"a parameter group, a torch.Tensor or a numpy array; received {received}. To change "
+        "a learning rate, assign "
         "model.optimizer.learning_rate = value."
     )
 
@@ -93,15 +112,72 @@ def epsilon() -> float:
     return _EPSILON
 
 
-def clear_session() -> None:
-    """Free memory between models, the nearest equivalent of Keras's `clear_session`.
+def clear_session(free_memory: bool = True) -> None:
+    """Reset what cadence and torch keep between models, as Keras's `clear_session`.
 
-    cadence keeps no global graph or layer-name state, so this only runs Python's
-    garbage collector and, when CUDA is in use, releases cached GPU memory.
+    Keras resets its global state (the counters that name layers `dense_1`, `dense_2`, ...)
+    and, on the torch backend, `torch.compile`'s caches. cadence names layers within each
+    model, so it keeps no such counters; this resets `torch.compile`'s caches
+    (`torch.compiler.reset()`) and, with `free_memory=True`, runs Python's garbage collector
+    and releases CUDA's cached memory.
+
+    Args:
+        free_memory: Whether to collect garbage and release cached GPU memory.
     """
-    gc.collect()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
+    torch.compiler.reset()
+    if free_memory:
+        gc.collect()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
 
 
-__all__ = ["clear_session", "epsilon", "eval", "floatx", "get_value", "set_value"]
+def _torch_dtype(dtype: Any) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+    found = getattr(torch, name, None) if name != "bool" else torch.bool
+    if not isinstance(found, torch.dtype):
+        raise ValueError(
+            "cast expects a dtype such as 'float32', 'int64', 'bool', a numpy dtype or a "
+            f"torch.dtype; received dtype={dtype!r}."
+        )
+    return found
+
+
+def cast(x: Any, dtype: Any) -> torch.Tensor:
+    """Return `x` (a tensor, numpy array or number) as a tensor of `dtype`, as Keras's `cast`.
+
+    Args:
+        x: A tensor, a numpy array, or a number or nested list of numbers.
+        dtype: A name such as `"float32"`, a numpy dtype or a `torch.dtype`.
+    """
+    target = _torch_dtype(dtype)
+    if isinstance(x, torch.Tensor):
+        return x.to(target)
+    return torch.as_tensor(np.asarray(x)).to(target)
+
+
+def dtype(x: Any) -> str:
+    """Return the dtype of a tensor or a numpy array or number as Keras names it (`"float32"`)."""
+    if isinstance(x, torch.Tensor):
+        return str(x.dtype).removeprefix("torch.")
+    if isinstance(x, np.ndarray | np.generic):
+        return str(x.dtype)
+    raise TypeError(
+        f"dtype expects a tensor or a numpy array or number; received {type(x).__name__}."
+    )
+
+
+def count_params(x: Any) -> int:
+    """Return the number of scalars in a tensor or array, as Keras's `count_params`."""
+    if not isinstance(x, torch.Tensor | np.ndarray):
+        raise TypeError(
+            f"count_params expects a tensor or a numpy array; received {type(x).__name__}."
+        )
+    return int(np.prod(tuple(x.shape), dtype=np.int64))
+
+
+__all__ = [
+    "cast", "clear_session", "count_params", "dtype", "epsilon", "eval", "floatx", "get_value",
+    "set_value",
+]

@@ -13,6 +13,7 @@ from cadence import distributed
 from cadence import metrics as metrics_module
 from cadence import optimizers as optimizers_module
 from cadence.data import tree
+from cadence.keras_model import KerasModelMixin
 from cadence.logs import MetricLogs
 from cadence.trainer import loops
 from cadence.trainer.compile_utils import CompiledLoss, CompiledMetrics
@@ -45,7 +46,7 @@ def _global_module_hooks() -> bool:
     )
 
 
-class Model(WeightsMixin, nn.Module):
+class Model(KerasModelMixin, WeightsMixin, nn.Module):
     """A ``torch.nn.Module`` that trains itself the way a Keras model does.
 
     Subclass it and write ``forward`` (as you would write Keras's ``call``), or wrap a module:
@@ -94,6 +95,8 @@ class Model(WeightsMixin, nn.Module):
 
     def __call__(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
         """Call the model; ``training=True/False`` switches train/eval mode like Keras's flag."""
+        if self._input_spec is None or not args or type(args[0]) is not torch.Tensor:
+            args = self.prepare_call(args)  # numpy inputs; the first input's shape (summary)
         if training is not None:
             if bool(training) != self.training:
                 self.train(bool(training))

@@ -26,8 +26,3 @@ class Sequential(Model):
         self.module.append(module)
         if self.compiled:
             module.to(self.device)
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """The stacked modules."""
-        return list(self.module)

@@ -1,4 +1,9 @@
-"""Keras's ``keras.utils`` helpers that ported code uses: ``Sequence``, ``to_categorical``."""
+"""Keras's ``keras.utils`` helpers that ported code uses.
+
+``Sequence`` (``PyDataset``), ``to_categorical``, and the registry of custom objects
+(``register_keras_serializable``, ``get_registered_object``, ``get_registered_name``,
+``get_custom_objects``, ``custom_object_scope``; see :mod:`cadence.object_registration`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,19 @@ from typing import Any
 import numpy as np
 
 from cadence.data.sequence import PyDataset, Sequence
+from cadence.object_registration import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 
-__all__ = ["PyDataset", "Sequence", "to_categorical"]
+__all__ = [
+    "CustomObjectScope", "PyDataset", "Sequence", "custom_object_scope", "get_custom_objects",
+    "get_registered_name", "get_registered_object", "register_keras_serializable", "to_categorical",
+]
 
 
 def to_categorical(y: Any, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:

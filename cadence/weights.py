@@ -8,6 +8,36 @@ import numpy as np
 import torch
 
 
+def weight_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
+    """Return the module's parameters and persistent buffers, in ``state_dict`` order."""
+    state = module.state_dict(keep_vars=True)
+    return [t for t in state.values() if isinstance(t, torch.Tensor)]
+
+
+def get_weights(module: torch.nn.Module) -> list[np.ndarray]:
+    """Return every parameter and buffer of ``module`` as a numpy array, in ``state_dict`` order."""
+    return [t.detach().cpu().numpy().copy() for t in weight_tensors(module)]
+
+
+def set_weights(module: torch.nn.Module, weights: list[Any]) -> None:
+    """Set every parameter and buffer of ``module`` from arrays returned by :func:`get_weights`."""
+    tensors = weight_tensors(module)
+    if len(weights) != len(tensors):
+        raise ValueError(
+            f"set_weights expects {len(tensors)} arrays (one per parameter and buffer); "
+            f"received {len(weights)}."
+        )
+    with torch.no_grad():
+        for index, (tensor, value) in enumerate(zip(tensors, weights, strict=True)):
+            value = torch.as_tensor(np.asarray(value))
+            if tuple(value.shape) != tuple(tensor.shape):
+                raise ValueError(
+                    f"set_weights: array {index} has shape {tuple(value.shape)}; expected "
+                    f"{tuple(tensor.shape)}."
+                )
+            tensor.copy_(value.to(tensor.dtype))
+
+
 class WeightsMixin:
     """``get_weights`` / ``set_weights`` / ``save_weights`` / ``load_weights`` / ``save`` for a Model.
 
@@ -17,29 +47,11 @@ class WeightsMixin:
 
     def get_weights(self) -> list[np.ndarray]:
         """Return every parameter and buffer as a numpy array, in ``state_dict`` order."""
-        return [t.detach().cpu().numpy().copy() for t in self._weight_tensors()]
+        return get_weights(self)
 
     def set_weights(self, weights: list[Any]) -> None:
         """Set every parameter and buffer from numpy arrays returned by :meth:`get_weights`."""
-        tensors = self._weight_tensors()
-        if len(weights) != len(tensors):
-            raise ValueError(
-                f"set_weights expects {len(tensors)} arrays (one per parameter and buffer); "
-                f"received {len(weights)}."
-            )
-        with torch.no_grad():
-            for index, (tensor, value) in enumerate(zip(tensors, weights, strict=True)):
-                value = torch.as_tensor(np.asarray(value))
-                if tuple(value.shape) != tuple(tensor.shape):
-                    raise ValueError(
-                        f"set_weights: array {index} has shape {tuple(value.shape)}; expected "
-                        f"{tuple(tensor.shape)}."
-                    )
-                tensor.copy_(value.to(tensor.dtype))
-
-    def _weight_tensors(self) -> list[torch.Tensor]:
-        state = self.state_dict(keep_vars=True)
-        return [t for t in state.values() if isinstance(t, torch.Tensor)]
+        set_weights(self, weights)
 
     def save_weights(self, filepath: Any) -> None:
         """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix."""
@@ -50,13 +62,15 @@ class WeightsMixin:
     def load_weights(self, filepath: Any) -> None:
         """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely.
 
-        A full checkpoint of ``ModelCheckpoint`` (a dict whose ``"model"`` entry is the
-        ``state_dict``) is accepted too: its model weights are loaded.
+        A file written by :meth:`save` (also ``ModelCheckpoint``'s full checkpoint) is accepted
+        too: its weights are loaded, as Keras's ``load_weights`` reads a ``.keras`` file.
         """
         from cadence import io
 
         state = io.load_weights_file(str(filepath))
-        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        if isinstance(state, dict) and state.get("format") == "cadence-model":
+            state = state["weights"]
+        elif isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
         self.load_state_dict(state)
 

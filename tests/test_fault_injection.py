@@ -177,7 +177,7 @@ def test_sigkill_at_11_moments_ends_as_an_uninterrupted_run(tmp_path):
     assert checkpoints == sorted(p.name for p in (reference / "ckpt").iterdir())
     for name in checkpoints:
         mine, theirs = io.load_state(work / "ckpt" / name), io.load_state(reference / "ckpt" / name)
-        assert all(torch.equal(mine["model"][k], theirs["model"][k]) for k in theirs["model"])
+        assert all(torch.equal(mine["weights"][k], theirs["weights"][k]) for k in theirs["weights"])
     assert not (work / "backup").exists() and not (reference / "backup").exists()
     assert _check_files(reference) == []
     _check_files(work)  # Every file loads; killed writers may leave hidden temporary files.

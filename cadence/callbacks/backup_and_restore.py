@@ -80,14 +80,15 @@ class BackupAndRestore(Callback):
         super().__init__()
         if not isinstance(backup_dir, str | os.PathLike) or not os.fspath(backup_dir):
             raise ValueError(
-                f"backup_dir must be a non-empty path to a folder; received backup_dir={backup_dir!r}."
+                "Empty `backup_dir` argument passed" if not backup_dir else
+                f"backup_dir must be a path to a folder; received backup_dir={backup_dir!r}."
             )
         if save_freq != "epoch" and (
             isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1
         ):
             raise ValueError(
-                "save_freq must be 'epoch' or a positive integer number of batches; received "
-                f"save_freq={save_freq!r}."
+                f"Invalid value for argument `save_freq`. Received: save_freq={save_freq}. "
+                "Expected either 'epoch' or a positive integer value."
             )
         for name, value in (
             ("double_checkpoint", double_checkpoint), ("delete_checkpoint", delete_checkpoint)

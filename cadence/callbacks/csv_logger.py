@@ -36,9 +36,9 @@ class CSVLogger(Callback):
     """Write one CSV row per epoch: ``epoch`` (counted from 0, as in Keras), then the log keys.
 
     The columns are ``epoch`` followed by the sorted log keys. They stay stable when some
-    epochs lack keys (``validation_freq > 1``): a missing value is an empty cell. When a key
+    epochs lack keys (``validation_freq > 1``): a missing value is ``NA``, as in Keras. When a key
     first appears on a later epoch (the first validation epoch), the file is rewritten once,
-    atomically, with the wider header and the earlier rows padded with empty cells. Unlike
+    atomically, with the wider header and the earlier rows padded with ``NA``. Unlike
     Keras, no ``val_`` columns are invented for a run without validation.
 
     Every epoch's write is atomic: the whole file (a few kilobytes) goes to a temporary file
@@ -89,7 +89,7 @@ class CSVLogger(Callback):
         return buffer.getvalue()
 
     def _row_line(self, row: dict[str, str]) -> str:
-        return self._line([row.get(column, "") for column in self.columns or []])
+        return self._line([row.get(column, "NA") for column in self.columns or []])
 
     def _row_lines(self) -> list[str]:
         """Return every row's line, formatting only rows not formatted for this header yet."""

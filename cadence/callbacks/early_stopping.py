@@ -75,6 +75,13 @@ class EarlyStopping(MonitorCallback):
         self.best_epoch = 0
         self.best_weights = None
 
+    def _missing_message(self, keys: list[str]) -> str:
+        """Return Keras's warning for a missing monitored key (given once per run here)."""
+        return (
+            f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
+            f"Available metrics are: {','.join(keys)}"
+        )
+
     def _snapshot(self) -> dict[str, torch.Tensor]:
         """Copy the model's ``state_dict`` tensors on their device (no host transfer)."""
         return {

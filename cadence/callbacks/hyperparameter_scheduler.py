@@ -19,6 +19,7 @@ import torch
 
 from cadence.callbacks.callback import Callback, overridden_below
 from cadence.optimizers.mixin import HYPERPARAMETERS, OptimizerMixin
+from cadence.optimizers.rate import check_settable_learning_rate
 
 PER = ("epoch", "batch")
 
@@ -294,6 +295,8 @@ class HyperparameterScheduler(Callback):
         """Check that the optimizer has the hyperparameter, before any batch runs."""
         optimizer = getattr(self.model, "optimizer", None)
         require_hyperparameter(optimizer, self.hyperparameter, "HyperparameterScheduler")
+        if self.hyperparameter in ("learning_rate", "lr"):
+            check_settable_learning_rate(optimizer)
 
     def on_epoch_begin(self, epoch, logs=None):
         """Set the value for this epoch (``per="epoch"``)."""

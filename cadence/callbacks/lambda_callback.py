@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -43,10 +44,13 @@ class LambdaCallback(Callback):
         on_train_end: Called at the end of training.
         on_train_batch_begin: Called at the start of every training batch.
         on_train_batch_end: Called at the end of every training batch.
-        **hooks: Any other hook by name, e.g. ``on_test_end=fn``.
+        **hooks: Any other hook by name, e.g. ``on_test_end=fn``. A keyword that names no hook
+            is kept as an attribute of the callback, as Keras does
+            (``LambdaCallback(custom_method=fn).custom_method is fn``); one that starts with
+            ``on_`` (a misspelt hook, never called) also gives a warning.
 
     Raises:
-        TypeError: For a keyword that names no hook, or a value that is not callable.
+        TypeError: For a hook whose value is not callable.
     """
 
     def __init__(
@@ -57,15 +61,20 @@ class LambdaCallback(Callback):
         on_train_end: Callable[..., Any] | None = None,
         on_train_batch_begin: Callable[..., Any] | None = None,
         on_train_batch_end: Callable[..., Any] | None = None,
-        **hooks: Callable[..., Any] | None,
+        **hooks: Any,
     ) -> None:
         super().__init__()
-        unknown = sorted(name for name in hooks if name not in _VALID)
-        if unknown:
-            raise TypeError(
-                f"LambdaCallback received unknown keyword argument(s): {', '.join(unknown)}. "
-                f"Valid hooks are: {', '.join(_VALID)}."
+        extras = {name: value for name, value in hooks.items() if name not in _VALID}
+        for name, value in extras.items():  # Kept as attributes, as Keras does.
+            setattr(self, name, value)
+        misspelt = sorted(name for name in extras if name.startswith("on_"))
+        if misspelt:
+            warnings.warn(
+                f"LambdaCallback received {', '.join(misspelt)}, which name no hook: kept as "
+                f"attributes (as Keras does) but never called. Valid hooks are: {', '.join(_VALID)}.",
+                stacklevel=2,
             )
+        hooks = {name: value for name, value in hooks.items() if name in _VALID}
         hooks.update(
             on_epoch_begin=on_epoch_begin,
             on_epoch_end=on_epoch_end,

@@ -15,6 +15,7 @@ from cadence.callbacks.hyperparameter_scheduler import (
     to_number,
     write_hyperparameter,
 )
+from cadence.optimizers import check_settable_learning_rate
 
 _OWNER = "LearningRateScheduler"
 
@@ -64,8 +65,10 @@ class LearningRateScheduler(Callback):
         self._takes_lr = takes_value(schedule)
 
     def on_train_begin(self, logs=None):
-        """Check that the model's optimizer has a learning rate, before any batch runs."""
-        require_hyperparameter(getattr(self.model, "optimizer", None), "learning_rate", _OWNER)
+        """Check that the optimizer has a settable learning rate, before any batch runs."""
+        optimizer = getattr(self.model, "optimizer", None)
+        require_hyperparameter(optimizer, "learning_rate", _OWNER)
+        check_settable_learning_rate(optimizer)
 
     def _scheduled(self, epoch: int, lr: float) -> float:
         if self._takes_lr is False:

@@ -10,7 +10,7 @@ from typing import Any
 from cadence import io
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
-from cadence.logs import plain_numbers, to_python
+from cadence.logs import to_python
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -26,12 +26,13 @@ class ModelCheckpoint(MonitorCallback):
     - ``.safetensors``: the model's weights (``state_dict``) in safetensors format, whatever
       ``save_weights_only`` says.
     - any other suffix (``.pt``, ``.pth``, ``.ckpt``, or none, as in ``"./checkpoint"``): with
-      ``save_weights_only=True`` the model's ``state_dict``; otherwise a full checkpoint
-      ``{"model": state_dict, "optimizer": optimizer state_dict, "epoch": N, "batch": B}``
-      (``epoch`` counted from 1 as in the file name; ``batch`` from 1, or None at an epoch's
-      end). Both are cadence's checksummed torch files, loaded safely by
-      ``model.load_weights(path)`` (which takes the ``"model"`` entry of a full checkpoint) or
-      :func:`cadence.io.load_state`.
+      ``save_weights_only=True`` the model's ``state_dict``; otherwise a full checkpoint written
+      by ``model.save(path)`` (weights, optimizer state, compile configuration), which
+      :func:`cadence.load_model` loads, as Keras's ``load_model`` loads Keras's. Both are
+      cadence's checksummed torch files; ``model.load_weights(path)`` loads the weights of
+      either.
+
+    Every save goes through :meth:`_save_model`, Keras's extension point.
 
     Unlike Keras, the monitor's direction is only needed (and ``mode="auto"`` only has to
     decide) when ``save_best_only=True``.
@@ -138,12 +139,12 @@ class ModelCheckpoint(MonitorCallback):
         self._last_batch_seen = batch
         if self._batches_seen_since_last_saving >= self.save_freq:
             self._batches_seen_since_last_saving = 0
-            self._save(self._current_epoch, batch, to_python(logs))
+            self._save_model(self._current_epoch, batch, to_python(logs))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Save at the epoch's end when ``save_freq="epoch"``."""
         if self.save_freq == "epoch":
-            self._save(epoch, None, logs or {})
+            self._save_model(epoch, None, logs or {})
 
     # ----------------------------------------------------------------- saving
     def _format_path(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> str:
@@ -181,7 +182,18 @@ class ModelCheckpoint(MonitorCallback):
             print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
         return False
 
-    def _save(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> None:
+    def _save_model(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> None:
+        """Decide whether to save, and save: Keras's extension point, called for every save.
+
+        A subclass that overrides it controls what is written, as tensorflow-addons'
+        ``AverageModelCheckpoint`` does (swap in averaged weights, call
+        ``super()._save_model(epoch, batch, logs)``, swap back).
+
+        Args:
+            epoch: The epoch, counted from 0.
+            batch: The batch within the epoch (from 0), or None at an epoch's end.
+            logs: The logs of that batch or epoch, a dict of Python values.
+        """
         path = self._format_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, path):
             return
@@ -189,20 +201,10 @@ class ModelCheckpoint(MonitorCallback):
             raise IsADirectoryError(
                 f"ModelCheckpoint filepath must name a file, but {path!r} is an existing folder."
             )
-        state = self.model.state_dict()
         if self.save_weights_only or Path(path).suffix.lower() == ".safetensors":
-            io.save_weights_file(state, path)
+            io.save_weights_file(self.model.state_dict(), path)
             return
-        optimizer = getattr(self.model, "optimizer", None)
-        io.save_state(
-            {
-                "model": dict(state),
-                "optimizer": plain_numbers(optimizer.state_dict()) if optimizer is not None else None,
-                "epoch": epoch + 1,
-                "batch": None if batch is None else batch + 1,
-            },
-            path,
-        )
+        self.model.save(path)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -220,4 +222,3 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_seen_since_last_saving = int(state["batches_seen_since_last_saving"])
         self._last_batch_seen = int(state["last_batch_seen"])
         self._current_epoch = int(state["current_epoch"])
-

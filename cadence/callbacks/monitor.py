@@ -106,13 +106,14 @@ class MonitorCallback(Callback):
     Args:
         monitor: The log key to watch, such as ``"val_loss"`` or ``"accuracy"``.
         mode: ``"min"`` (lower is better), ``"max"`` (higher is better) or ``"auto"`` (decide
-            from the metric, see the module docstring).
+            from the metric, see the module docstring). Any other value warns, as in Keras,
+            and falls back to ``"auto"``.
         min_delta: The smallest change that counts as an improvement; its sign is ignored.
         baseline: A reference value the monitored value is compared with, or None.
 
     Raises:
-        ValueError: If ``mode`` is not one of ``"auto"``, ``"min"``, ``"max"``, if ``min_delta``
-            or ``baseline`` is not a finite number, or if ``monitor`` is not a non-empty string.
+        ValueError: If ``min_delta`` or ``baseline`` is not a finite number, or if ``monitor`` is
+            not a non-empty string.
     """
 
     #: Identifies the instance in a backup (see ``Callback.state_key``).
@@ -130,7 +131,8 @@ class MonitorCallback(Callback):
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"{name} monitor must be a non-empty log key; received: monitor={monitor!r}.")
         if mode not in MODES:
-            raise ValueError(f"{name} mode must be 'auto', 'min' or 'max'; received: mode={mode!r}.")
+            warnings.warn(f"{name} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=2)
+            mode = "auto"
         if not _is_number(min_delta) or not math.isfinite(min_delta):
             raise ValueError(f"{name} min_delta must be a finite number; received: min_delta={min_delta!r}.")
         if baseline is not None and (not _is_number(baseline) or math.isnan(baseline)):
@@ -203,11 +205,14 @@ class MonitorCallback(Callback):
         if self._warned_missing:
             return
         self._warned_missing = True
+        warnings.warn(self._missing_message(keys), stacklevel=stacklevel)
+
+    def _missing_message(self, keys: list[str]) -> str:
+        """Return the warning for a monitored key missing from logs holding ``keys``."""
         available = ", ".join(keys) or "(none)"
-        warnings.warn(
+        return (
             f"{type(self).__name__} is conditioned on metric '{self.monitor}', which is not "
-            f"available. Available metrics are: {available}.",
-            stacklevel=stacklevel,
+            f"available. Available metrics are: {available}."
         )
 
     # ----------------------------------------------------------------- run

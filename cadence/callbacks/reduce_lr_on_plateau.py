@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from cadence.callbacks.monitor import MonitorCallback
+from cadence.optimizers import check_settable_learning_rate
 
 
 def get_learning_rate(optimizer: Any) -> float:
@@ -32,7 +32,8 @@ class ReduceLROnPlateau(MonitorCallback):
     logs, so ``History`` and ``CSVLogger`` record it. When the monitored value has not
     improved by more than ``min_delta`` for ``patience`` epochs, the learning rate becomes
     ``max(lr * factor, min_lr)`` (if it is still above ``min_lr``), and for the next
-    ``cooldown`` epochs the wait counter stays at zero.
+    ``cooldown`` epochs the wait counter stays at zero. ``best`` is None until the first
+    monitored value, which always counts as an improvement (Keras 3's reset).
 
     Args:
         monitor: The log key to watch. Defaults to ``"val_loss"``.
@@ -81,14 +82,27 @@ class ReduceLROnPlateau(MonitorCallback):
         self.verbose = verbose
         self.cooldown = cooldown
         self.min_lr = float(min_lr)
-        self.best: float = math.inf if self.monitor_op != "max" else -math.inf
+        self.best: float | None = None
         self.wait = 0
         self.cooldown_counter = 0
 
     def _reset(self) -> None:
-        self.best = self._worst()
+        """Forget the run: no best value yet (as Keras, ``None``), no wait, no cooldown."""
+        self.best = None
         self.wait = 0
         self.cooldown_counter = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Refuse an optimizer driven by a learning-rate schedule (Keras's TypeError), then start."""
+        check_settable_learning_rate(getattr(self.model, "optimizer", None))
+        super().on_train_begin(logs)
+
+    def _missing_message(self, keys: list[str]) -> str:
+        """Return Keras's warning for a missing monitored key (given once per run here)."""
+        return (
+            f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+            f"available. Available metrics are: {','.join(keys)}."
+        )
 
     def in_cooldown(self) -> bool:
         """Return whether a reduction happened less than ``cooldown`` epochs ago."""

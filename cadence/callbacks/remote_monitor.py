@@ -20,7 +20,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
-        return value.item() if value.ndim == 0 else value.tolist()
+        return value.item() if value.size == 1 else value.tolist()  # Size 1: a scalar, as Keras.
     if isinstance(value, np.generic):
         return value.item()
     return value

@@ -20,7 +20,9 @@ class TerminateOnNaN(Callback):
     Args:
         raise_error: False (the default) prints ``Batch N: Invalid loss, terminating
             training`` and sets ``model.stop_training``, so the epoch ends and ``on_epoch_end``
-            and ``on_train_end`` run as usual. True raises a ``RuntimeError`` at once instead,
+            and ``on_train_end`` run as usual. True raises Keras's ``RuntimeError`` at once
+            instead (``NaN or Inf loss encountered at batch N. Loss value: nan. Terminating
+            training immediately.``),
             which skips them (useful to keep a backup of the last good state untouched).
     """
 
@@ -39,8 +41,8 @@ class TerminateOnNaN(Callback):
             return
         if self.raise_error:
             raise RuntimeError(
-                f"Invalid loss at batch {batch}: {_show(loss)}. TerminateOnNaN(raise_error=True) "
-                "stopped training at once."
+                f"NaN or Inf loss encountered at batch {batch}. Loss value: {_show(loss)}. "
+                "Terminating training immediately."
             )
         print(f"Batch {batch}: Invalid loss, terminating training")
         self.model.stop_training = True

@@ -10,6 +10,7 @@ import torch
 
 from cadence.callbacks.callback import Callback, overridden_below
 from cadence.callbacks.hyperparameter_scheduler import check_per
+from cadence.optimizers import check_settable_learning_rate
 
 _OWNER = "TorchScheduler"
 
@@ -113,6 +114,7 @@ class TorchScheduler(Callback):
                 f"({type(optimizer).__name__} at {id(optimizer):#x}). Build it on model.optimizer "
                 "after model.compile(...), e.g. StepLR(model.optimizer, step_size=10)."
             )
+        check_settable_learning_rate(optimizer)  # A schedule would overwrite the scheduler's rate.
 
     def _current_lr(self) -> Any:
         lr = self.scheduler.optimizer.param_groups[0]["lr"]

@@ -26,7 +26,23 @@ from cadence.losses.crossentropy import (
     categorical_crossentropy,
     sparse_categorical_crossentropy,
 )
+from cadence.losses.focal import (
+    BinaryFocalCrossentropy,
+    CategoricalFocalCrossentropy,
+    CategoricalGeneralizedCrossEntropy,
+    binary_focal_crossentropy,
+    categorical_focal_crossentropy,
+    categorical_generalized_cross_entropy,
+)
 from cadence.losses.loss import REDUCTIONS, Loss, LossFunctionWrapper, reduce_weighted
+from cadence.losses.overlap import (
+    CategoricalHinge,
+    Dice,
+    Tversky,
+    categorical_hinge,
+    dice,
+    tversky,
+)
 from cadence.losses.registry import get, valid_names
 from cadence.losses.regression import (
     cosine_similarity,
@@ -47,9 +63,26 @@ from cadence.losses.regression import (
     poisson,
     squared_hinge,
 )
+from cadence.losses.sequence import CTC, Circle, circle, ctc
 from cadence.losses.torch_loss import TorchLossWrapper
 
 __all__ = [
+    "CTC",
+    "BinaryFocalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "CategoricalGeneralizedCrossEntropy",
+    "CategoricalHinge",
+    "Circle",
+    "Dice",
+    "Tversky",
+    "binary_focal_crossentropy",
+    "categorical_focal_crossentropy",
+    "categorical_generalized_cross_entropy",
+    "categorical_hinge",
+    "circle",
+    "ctc",
+    "dice",
+    "tversky",
     "REDUCTIONS",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",

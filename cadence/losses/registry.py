@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from cadence.losses import classes
+from cadence.losses import classes, focal, overlap, sequence
 from cadence.losses.loss import Loss, LossFunctionWrapper
 from cadence.losses.torch_loss import TorchLossWrapper
 
@@ -32,6 +32,20 @@ LOSSES: dict[str, Callable[[], Loss]] = {
     "cosine_similarity": classes.CosineSimilarity,
     "log_cosh": classes.LogCosh,
     "logcosh": classes.LogCosh,
+    "bce": classes.BinaryCrossentropy,
+    "BCE": classes.BinaryCrossentropy,
+    "KLD": classes.KLDivergence,
+    "MAE": classes.MeanAbsoluteError,
+    "MSE": classes.MeanSquaredError,
+    "MAPE": classes.MeanAbsolutePercentageError,
+    "MSLE": classes.MeanSquaredLogarithmicError,
+    "binary_focal_crossentropy": focal.BinaryFocalCrossentropy,
+    "categorical_focal_crossentropy": focal.CategoricalFocalCrossentropy,
+    "categorical_hinge": overlap.CategoricalHinge,
+    "dice": overlap.Dice,
+    "tversky": overlap.Tversky,
+    "ctc": sequence.CTC,
+    "circle": sequence.Circle,
 }
 """Loss names and aliases accepted by `get`, as in Keras."""
 
@@ -41,6 +55,18 @@ _CLASSES = {
     if inspect.isclass(cls) and issubclass(cls, Loss) and not cls.__name__.startswith("_")
 }
 _CLASSES.pop("Loss", None)
+_CLASSES.update(
+    (cls.__name__, cls)
+    for cls in (
+        focal.BinaryFocalCrossentropy,
+        focal.CategoricalFocalCrossentropy,
+        overlap.CategoricalHinge,
+        overlap.Dice,
+        overlap.Tversky,
+        sequence.CTC,
+        sequence.Circle,
+    )
+)
 
 
 def valid_names() -> list[str]:

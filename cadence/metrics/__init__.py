@@ -5,6 +5,24 @@ function into a `Metric`; `resolve(identifier, loss, y_true, y_pred)` adds Keras
 rules for `"accuracy"` / `"crossentropy"` and for log-key names.
 """
 
+from cadence.losses import (
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_focal_crossentropy,
+    categorical_hinge,
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    mean_squared_logarithmic_error,
+    poisson,
+    sparse_categorical_crossentropy,
+    squared_hinge,
+)
 from cadence.metrics.accuracies import (
     Accuracy,
     BinaryAccuracy,
@@ -19,8 +37,25 @@ from cadence.metrics.accuracies import (
     sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
+from cadence.metrics.auc import AUC
 from cadence.metrics.confusion import Precision, Recall
+from cadence.metrics.fscore import F1Score, FBetaScore
+from cadence.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from cadence.metrics.mean_wrappers import (
+    CategoricalHinge,
+    ConcordanceCorrelation,
+    CosineSimilarity,
+    Hinge,
+    KLDivergence,
+    LogCoshError,
+    PearsonCorrelation,
+    Poisson,
+    SquaredHinge,
+    concordance_correlation,
+    pearson_correlation,
+)
 from cadence.metrics.metric import Metric
+from cadence.metrics.r2 import R2Score
 from cadence.metrics.reduction import Mean, MeanMetricWrapper, Sum
 from cadence.metrics.registry import check, get, resolve, valid_names
 from cadence.metrics.regression import (
@@ -33,9 +68,63 @@ from cadence.metrics.regression import (
     RootMeanSquaredError,
     SparseCategoricalCrossentropy,
 )
+from cadence.metrics.threshold_metrics import (
+    FalseNegatives,
+    FalsePositives,
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+    TrueNegatives,
+    TruePositives,
+)
 from cadence.metrics.torchmetrics_adapter import TorchMetricsAdapter
 
 __all__ = [
+    "AUC",
+    "BinaryIoU",
+    "CategoricalHinge",
+    "ConcordanceCorrelation",
+    "CosineSimilarity",
+    "F1Score",
+    "FBetaScore",
+    "FalseNegatives",
+    "FalsePositives",
+    "Hinge",
+    "IoU",
+    "KLDivergence",
+    "LogCoshError",
+    "MeanIoU",
+    "OneHotIoU",
+    "OneHotMeanIoU",
+    "PearsonCorrelation",
+    "Poisson",
+    "PrecisionAtRecall",
+    "R2Score",
+    "RecallAtPrecision",
+    "SensitivityAtSpecificity",
+    "SpecificityAtSensitivity",
+    "SquaredHinge",
+    "TrueNegatives",
+    "TruePositives",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "categorical_hinge",
+    "concordance_correlation",
+    "hinge",
+    "huber",
+    "kl_divergence",
+    "log_cosh",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "pearson_correlation",
+    "poisson",
+    "sparse_categorical_crossentropy",
+    "squared_hinge",
     "check",
     "Accuracy",
     "BinaryAccuracy",

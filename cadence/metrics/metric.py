@@ -54,20 +54,27 @@ class Metric:
         self.dtype = _as_dtype(dtype)
         self._state_names: list[str] = []
         self._state_dtypes: dict[str, torch.dtype] = {}  # The states not in float64.
+        self._state_shapes: dict[str, tuple[int, ...]] = {}  # The states that are not 0-d.
         self._states: dict[str, Tensor] = {}
         self._device = torch.device("cpu")
 
-    def add_state(self, name: str, dtype: torch.dtype | None = None) -> None:
-        """Declares a 0-d state tensor, created as zero on first use.
+    def add_state(
+        self, name: str, dtype: torch.dtype | None = None, shape: tuple[int, ...] = ()
+    ) -> None:
+        """Declares a state tensor, created as zeros on first use.
 
         Args:
             name: Name of the state, the key used by `state_dict()`.
             dtype: The state's dtype; `None` (the default) for the accumulation dtype,
                 float64 (float32 on MPS).
+            shape: The state's shape; 0-d by default (a vector for counts per threshold
+                or per class).
         """
         self._state_names.append(name)
         if dtype is not None:
             self._state_dtypes[name] = dtype
+        if shape:
+            self._state_shapes[name] = tuple(shape)
 
     def states(self, device: torch.device | None = None) -> dict[str, Tensor]:
         """Returns the state tensors, creating or moving them to `device` if needed.
@@ -76,14 +83,18 @@ class Metric:
             device: The device the state should live on; `None` keeps the current one.
 
         Returns:
-            A dict from state name to 0-d tensor, in declaration order.
+            A dict from state name to tensor (0-d unless declared with a shape), in order.
         """
         if device is not None and device != self._device:
             self.to(device)
         if not self._states:
             dtype = _state_dtype(self._device)
             self._states = {
-                name: torch.zeros((), dtype=self._state_dtypes.get(name, dtype), device=self._device)
+                name: torch.zeros(
+                    self._state_shapes.get(name, ()),
+                    dtype=self._state_dtypes.get(name, dtype),
+                    device=self._device,
+                )
                 for name in self._state_names
             }
         self._flush_host_state()

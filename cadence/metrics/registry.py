@@ -6,7 +6,18 @@ from typing import Any
 
 from cadence.losses.loss import Loss
 from cadence.losses.shapes import to_tensor
-from cadence.metrics import accuracies, confusion, regression
+from cadence.metrics import (
+    accuracies,
+    auc,
+    confusion,
+    fscore,
+    iou,
+    mean_wrappers,
+    r2,
+    reduction,
+    regression,
+    threshold_metrics,
+)
 from cadence.metrics.metric import Metric
 from cadence.metrics.reduction import MeanMetricWrapper
 from cadence.metrics.torchmetrics_adapter import TorchMetricsAdapter, is_torchmetric
@@ -33,12 +44,59 @@ METRICS: dict[str, Callable[[], Metric]] = {
     "sparse_categorical_crossentropy": regression.SparseCategoricalCrossentropy,
     "precision": confusion.Precision,
     "recall": confusion.Recall,
+    "bce": regression.BinaryCrossentropy,
+    "BCE": regression.BinaryCrossentropy,
+    "MAE": regression.MeanAbsoluteError,
+    "MSE": regression.MeanSquaredError,
+    "MAPE": regression.MeanAbsolutePercentageError,
+    "MSLE": regression.MeanSquaredLogarithmicError,
+    "mean": reduction.Mean,
+    "Mean": reduction.Mean,
+    "sum": reduction.Sum,
+    "Sum": reduction.Sum,
+    "hinge": mean_wrappers.Hinge,
+    "squared_hinge": mean_wrappers.SquaredHinge,
+    "categorical_hinge": mean_wrappers.CategoricalHinge,
+    "kl_divergence": mean_wrappers.KLDivergence,
+    "poisson": mean_wrappers.Poisson,
+    "cosine_similarity": mean_wrappers.CosineSimilarity,
+    "log_cosh_error": mean_wrappers.LogCoshError,
+    "pearson_correlation": mean_wrappers.PearsonCorrelation,
+    "concordance_correlation": mean_wrappers.ConcordanceCorrelation,
+    "r2_score": r2.R2Score,
+    "auc": auc.AUC,
+    "true_positives": threshold_metrics.TruePositives,
+    "false_positives": threshold_metrics.FalsePositives,
+    "true_negatives": threshold_metrics.TrueNegatives,
+    "false_negatives": threshold_metrics.FalseNegatives,
+    "f1_score": fscore.F1Score,
+    "f_beta_score": fscore.FBetaScore,
+    # Keras registers these too; like Keras, `get` raises for their required arguments.
+    "precision_at_recall": threshold_metrics.PrecisionAtRecall,
+    "recall_at_precision": threshold_metrics.RecallAtPrecision,
+    "sensitivity_at_specificity": threshold_metrics.SensitivityAtSpecificity,
+    "specificity_at_sensitivity": threshold_metrics.SpecificityAtSensitivity,
+    "io_u": iou.IoU,
+    "binary_io_u": iou.BinaryIoU,
+    "mean_io_u": iou.MeanIoU,
+    "one_hot_io_u": iou.OneHotIoU,
+    "one_hot_mean_io_u": iou.OneHotMeanIoU,
 }
 """Metric names and aliases accepted by `get`, as in Keras."""
 
 _CLASSES: dict[str, Callable[[], Metric]] = {
     cls.__name__: cls
-    for module in (accuracies, confusion, regression)
+    for module in (
+        accuracies,
+        confusion,
+        regression,
+        mean_wrappers,
+        r2,
+        auc,
+        threshold_metrics,
+        fscore,
+        iou,
+    )
     for cls in vars(module).values()
     if inspect.isclass(cls)
     and issubclass(cls, Metric)

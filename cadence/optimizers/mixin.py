@@ -21,6 +21,10 @@ Keras attribute     torch parameter-group entry
 Reading returns a `Hyperparameter` (a float) with the value of the first group;
 assigning writes the value onto every group. An attribute the optimizer does not have
 raises `AttributeError`, so `hasattr(opt, "momentum")` is False for Adagrad.
+
+The learning rate may also be driven by a schedule, and tf.keras 2's `decay` and Keras 3's
+moving average of the weights are available: see `cadence.optimizers.rate` and
+`cadence.optimizers.ema`.
 """
 
 from __future__ import annotations
@@ -31,78 +35,22 @@ from typing import Any
 
 import torch
 
-from cadence.optimizers import clipping
+from cadence.optimizers import clipping, ema
+from cadence.optimizers.ema import EmaMixin
+from cadence.optimizers.groups import HYPERPARAMETERS, find, read, write
 from cadence.optimizers.hyperparameter import Hyperparameter, to_scalar
+from cadence.optimizers.rate import RateMixin
+from cadence.optimizers.schedules import LearningRateSchedule, serialize
 
 ITERATIONS_KEY = "iterations"
 
 
-HYPERPARAMETERS = (
-    "learning_rate", "momentum", "beta_1", "beta_2", "rho", "epsilon", "weight_decay"
-)
-
-
-def _find(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None] | None:
-    """Find the parameter-group entry behind a Keras hyperparameter name, or None."""
-    group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
-    if name == "learning_rate" and "lr" in group:
-        return "lr", None
-    if name in ("momentum", "weight_decay") and name in group:
-        return name, None
-    if name in ("momentum", "beta_1") and "betas" in group:
-        return "betas", 0
-    if name == "beta_2" and "betas" in group:
-        return "betas", 1
-    if name == "epsilon" and "eps" in group:
-        return "eps", None
-    if name == "rho" and "rho" in group:
-        return "rho", None
-    if name == "rho" and isinstance(optimizer, torch.optim.RMSprop) and "alpha" in group:
-        return "alpha", None
-    return None
-
-
-def _location(optimizer: torch.optim.Optimizer, name: str) -> tuple[str, int | None]:
-    """Find the parameter-group entry behind a Keras hyperparameter name, or raise."""
-    location = _find(optimizer, name)
-    if location is None:
-        present = [other for other in HYPERPARAMETERS if _find(optimizer, other) is not None]
-        raise AttributeError(
-            f"{type(optimizer).__name__} optimizer has no hyperparameter {name!r}; "
-            f"it has: {', '.join(present)}."
-        )
-    return location
-
-
-def _read(optimizer: torch.optim.Optimizer, name: str) -> Hyperparameter:
-    key, index = _location(optimizer, name)
-    group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
-    value = group[key] if index is None else group[key][index]
-    return Hyperparameter(to_scalar(value, name), optimizer, name)
-
-
-def _write(optimizer: torch.optim.Optimizer, name: str, value: Any) -> None:
-    key, index = _location(optimizer, name)
-    number = to_scalar(value, name)
-    for group in optimizer.param_groups:
-        current = group[key] if index is None else group[key][index]
-        if isinstance(current, torch.Tensor):
-            current.fill_(number)
-            continue
-        if index is None:
-            group[key] = number
-        else:
-            entries = list(group[key])
-            entries[index] = number
-            group[key] = tuple(entries)
-
-
 def _hyperparameter(name: str, doc: str) -> property:
     def getter(self: torch.optim.Optimizer) -> Hyperparameter:
-        return _read(self, name)
+        return read(self, name)
 
     def setter(self: torch.optim.Optimizer, value: Any) -> None:
-        _write(self, name, value)
+        write(self, name, value)
 
     return property(getter, setter, doc=doc)
 
@@ -117,7 +65,7 @@ def _clip_setting(name: str) -> property:
     return property(getter, setter, doc=f"The Keras `{name}` gradient clipping setting.")
 
 
-class OptimizerMixin:
+class OptimizerMixin(RateMixin, EmaMixin):
     """Keras-style attributes and methods for a torch optimizer.
 
     Do not instantiate it; `cadence.optimizers.get` and `wrap` put it in front of a torch
@@ -132,14 +80,30 @@ class OptimizerMixin:
     and `clipvalue` (each element) clip the `.grad` tensors inside `step()`, before the
     torch update, without host synchronisation. At most one may be set. When `step` is
     given a closure, the gradients it computes are clipped after it runs.
+
+    `learning_rate` may also be a `cadence.optimizers.schedules.LearningRateSchedule`
+    (or, as in Keras, a callable taking no argument): before every step the rate of every
+    group is set to `schedule(iterations)`. Reading `learning_rate` then gives the rate
+    for the next step, and assigning a number raises Keras's `TypeError`.
+
+    `decay` is tf.keras 2's time-based decay: when it is above 0, each step uses
+    `learning_rate / (1 + decay * iterations)` while `learning_rate` itself keeps its
+    value.
+
+    `use_ema`, `ema_momentum` and `ema_overwrite_frequency` are Keras 3's exponential
+    moving average of the weights (see `cadence.optimizers.ema`); the averages are saved
+    by `state_dict()` under ``"ema_averages"``, and `finalize_variable_values()` (called
+    by `fit` after the last epoch) copies them into the weights.
     """
 
     _cadence_base: type[torch.optim.Optimizer]
     _cadence_iterations: int
     _cadence_clip: dict[str, float | None]
 
-    learning_rate = _hyperparameter("learning_rate", "The learning rate (torch's `lr`).")
-    lr = learning_rate
+    _cadence_rate: Any
+    _cadence_decay: float
+    _cadence_ema: tuple[bool, float, int | None]
+    _cadence_averages: list[torch.Tensor] | None
     momentum = _hyperparameter("momentum", "Momentum: `momentum` or `betas[0]`.")
     weight_decay = _hyperparameter("weight_decay", "Weight decay (torch's `weight_decay`).")
     epsilon = _hyperparameter("epsilon", "The numerical-stability epsilon (torch's `eps`).")
@@ -150,13 +114,32 @@ class OptimizerMixin:
     clipvalue = _clip_setting("clipvalue")
     global_clipnorm = _clip_setting("global_clipnorm")
 
-    def _cadence_setup(self, clip: dict[str, Any] | None = None, iterations: int = 0) -> None:
+    def _cadence_setup(
+        self,
+        clip: dict[str, Any] | None = None,
+        iterations: int = 0,
+        rate: Any = None,
+        decay: Any = 0.0,
+        ema_settings: tuple[Any, Any, Any] = (False, 0.99, None),
+        averages: list[torch.Tensor] | None = None,
+    ) -> None:
         """Installs the counters and hooks; called once per optimizer object."""
         self._cadence_iterations = iterations
         self._cadence_clip = dict.fromkeys(clipping.CLIP_NAMES)
         self._cadence_clip_handle = None
-        self._cadence_count_handle = self.register_step_post_hook(_count_step)
+        self._cadence_rate = None
+        self._cadence_decay = 0.0
+        self._cadence_rate_handle = None
+        self._cadence_undecayed: list[Any] | None = None
+        self._cadence_ema = ema.check_settings(*ema_settings)
+        self._cadence_averages = averages
+        self._cadence_count_handle = self.register_step_post_hook(_after_step)
         self._set_clipping(**(clip or {}))
+        self.decay = decay
+        if rate is not None:
+            self.learning_rate = rate
+
+
 
     def _set_clipping(self, **settings: Any) -> None:
         new = dict(self._cadence_clip)
@@ -190,9 +173,15 @@ class OptimizerMixin:
         self._cadence_iterations = _to_count(value)
 
     def state_dict(self) -> dict[str, Any]:
-        """Return torch's optimizer state dict plus the step count under ``"iterations"``."""
+        """Return torch's optimizer state dict plus the step count under ``"iterations"``.
+
+        With `use_ema`, the moving averages (once a step has created them) are under
+        ``"ema_averages"``, one tensor per parameter in the groups' order.
+        """
         state = super().state_dict()
         state[ITERATIONS_KEY] = self._cadence_iterations
+        if self._cadence_averages is not None:
+            state[ema.EMA_KEY] = list(self._cadence_averages)
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -200,6 +189,7 @@ class OptimizerMixin:
 
         Without an ``"iterations"`` entry (a plain torch state dict), the step count is
         taken from the largest per-parameter ``"step"`` in the state, or 0 if none.
+        Without ``"ema_averages"``, the averages start afresh at the next step.
 
         Args:
             state_dict: The dict returned by `state_dict()`.
@@ -207,7 +197,11 @@ class OptimizerMixin:
         """
         state_dict = dict(state_dict)
         iterations = state_dict.pop(ITERATIONS_KEY, None)
+        averages = state_dict.pop(ema.EMA_KEY, None)
+        if averages is not None:
+            averages = ema.check_loaded(averages, self._managed_params())
         super().load_state_dict(state_dict)
+        self._cadence_averages = averages
         if iterations is None:
             steps = [
                 entry["step"] for entry in self.state.values() if "step" in entry
@@ -278,19 +272,33 @@ class OptimizerMixin:
         """Return the Keras-style configuration: name, hyperparameters and clipping."""
         config: dict[str, Any] = {"name": type(self).__name__.lower()}
         for name in HYPERPARAMETERS:
-            location = _find(self, name)
+            location = find(self, name)
             if location is not None and (name != "momentum" or location[0] == "momentum"):
-                config[name] = float(_read(self, name))
+                config[name] = float(read(self, name))
         for flag in ("nesterov", "amsgrad", "centered", "initial_accumulator_value"):
             if flag in self.defaults:
                 config[flag] = self.defaults[flag]
+        if self._cadence_rate is not None:
+            rate = self._cadence_rate
+            config["learning_rate"] = (
+                serialize(rate) if isinstance(rate, LearningRateSchedule) else rate
+            )
         config.update(self._cadence_clip)
+        config["use_ema"], config["ema_momentum"], config["ema_overwrite_frequency"] = (
+            self._cadence_ema
+        )
+        if self._cadence_decay:
+            config["decay"] = self._cadence_decay
         return config
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["_cadence_iterations"] = self._cadence_iterations
         state["_cadence_clip"] = dict(self._cadence_clip)
+        state["_cadence_rate"] = self._cadence_rate
+        state["_cadence_decay"] = self._cadence_decay
+        state["_cadence_ema"] = self._cadence_ema
+        state["_cadence_averages"] = self._cadence_averages
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -299,12 +307,19 @@ class OptimizerMixin:
         state = dict(state)
         iterations = state.pop("_cadence_iterations", 0)
         clip = state.pop("_cadence_clip", None)
+        extras = {
+            "rate": state.pop("_cadence_rate", None),
+            "decay": state.pop("_cadence_decay", 0.0),
+            "ema_settings": state.pop("_cadence_ema", (False, 0.99, None)),
+            "averages": state.pop("_cadence_averages", None),
+        }
         super().__setstate__(state)
         if "_cadence_count_handle" not in self.__dict__:
-            self._cadence_setup(clip=clip, iterations=iterations)
+            self._cadence_setup(clip=clip, iterations=iterations, **extras)
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Callable[..., Any], tuple[Any], Any]:
         return (_restore, (type(self)._cadence_base,), self.__getstate__())
+
 
 
 def _to_count(value: Any) -> int:
@@ -314,7 +329,12 @@ def _to_count(value: Any) -> int:
     return int(number)
 
 
-def _count_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
+
+def _after_step(optimizer: OptimizerMixin, args: Any, kwargs: Any) -> None:
+    """Undo the decay, update the moving averages, then count the step."""
+    optimizer._restore_undecayed()
+    if optimizer._cadence_ema[0]:
+        optimizer._update_averages()
     optimizer._cadence_iterations += 1
 
 

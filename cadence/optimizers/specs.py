@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from cadence.optimizers import ema, schedules
 from cadence.optimizers.clipping import check_clip_value, check_exclusive
 from cadence.optimizers.hyperparameter import to_scalar
 from cadence.optimizers.mixin import mixed_class
@@ -38,7 +39,7 @@ def _checked(name: str, value: Any, low: float, high: float | None = None) -> fl
     if not isinstance(value, torch.Tensor) and callable(value):
         raise TypeError(
             f"{name} must be a number; received the callable {value!r}. To change it during "
-            "training, use a callback such as cadence.callbacks.LearningRateScheduler."
+            "training, use a callback such as cadence.callbacks.HyperparameterScheduler."
         )
     number = to_scalar(value, name)
     if number < low or (high is not None and number > high):
@@ -47,18 +48,44 @@ def _checked(name: str, value: Any, low: float, high: float | None = None) -> fl
     return number
 
 
+def _learning_rate(value: Any) -> Any:
+    """Return a checked learning rate: a non-negative float, a schedule or a callable."""
+    if isinstance(value, dict) and "class_name" in value:
+        return schedules.deserialize(value)
+    if isinstance(value, schedules.LearningRateSchedule) or (
+        callable(value) and not isinstance(value, torch.Tensor)
+    ):
+        return value
+    return _checked("learning_rate", value, 0.0)
+
+
 class Optimizer:
     """Base class of the Keras-named optimizer specifications.
 
     Args:
-        learning_rate: The learning rate, a non-negative number.
+        learning_rate: The learning rate: a non-negative number, a
+            `cadence.optimizers.schedules.LearningRateSchedule` evaluated at
+            `optimizer.iterations` before every step, or a callable taking no argument
+            that returns the rate (called before every step), as in Keras.
         weight_decay: Weight decay, or `None` for none (see the module docstring).
         clipnorm: If set, each gradient is scaled so that its L2 norm is at most this.
         clipvalue: If set, each gradient element is clamped into `[-clipvalue, clipvalue]`.
         global_clipnorm: If set, all gradients are scaled together so that their joint
             L2 norm is at most this.
+        use_ema: Whether to keep an exponential moving average of the weights, which
+            overwrites them every `ema_overwrite_frequency` steps and at the end of `fit`
+            (Keras 3's EMA; see `cadence.optimizers.ema`).
+        ema_momentum: The average's momentum: `average = ema_momentum * average +
+            (1 - ema_momentum) * weight`. Defaults to 0.99.
+        ema_overwrite_frequency: `None` (only at the end of `fit`) or an integer >= 1.
         name: A name for the optimizer; defaults to the class's Keras name.
+        **kwargs: Only tf.keras 2's `decay`: each step then uses
+            `learning_rate / (1 + decay * iterations)` (Keras 3 ignores it with a
+            warning; cadence applies it, see the README's "Differences from Keras").
 
+    Raises:
+        ValueError: For an argument Keras does not know (Keras's message) or a value
+            out of range.
     """
 
     torch_class: ClassVar[type[torch.optim.Optimizer]]
@@ -66,14 +93,21 @@ class Optimizer:
 
     def __init__(
         self,
-        learning_rate: float,
+        learning_rate: Any,
         weight_decay: float | None = None,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
         name: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        self.learning_rate = _checked("learning_rate", learning_rate, 0.0)
+        decay = kwargs.pop("decay", None)
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        self.learning_rate = _learning_rate(learning_rate)
         self.weight_decay = (
             None if weight_decay is None else _checked("weight_decay", weight_decay, 0.0)
         )
@@ -81,6 +115,10 @@ class Optimizer:
         self.clipvalue = check_clip_value("clipvalue", clipvalue)
         self.global_clipnorm = check_clip_value("global_clipnorm", global_clipnorm)
         check_exclusive(self._clip_settings())
+        self.use_ema, self.ema_momentum, self.ema_overwrite_frequency = ema.check_settings(
+            use_ema, ema_momentum, ema_overwrite_frequency
+        )
+        self.decay = None if decay is None else _checked("decay", decay, 0.0)
         self.name = self.default_name if name is None else name
 
     def _clip_settings(self) -> dict[str, float | None]:
@@ -92,7 +130,12 @@ class Optimizer:
 
     def _torch_kwargs(self) -> dict[str, Any]:
         """Return the keyword arguments for `torch_class`, besides `params`."""
-        return {"lr": self.learning_rate, "weight_decay": self.weight_decay or 0.0}
+        rate = self.learning_rate
+        if isinstance(rate, schedules.LearningRateSchedule):
+            rate = to_scalar(rate(0), "learning_rate")
+        elif callable(rate):
+            rate = to_scalar(rate(), "learning_rate")
+        return {"lr": rate, "weight_decay": self.weight_decay or 0.0}
 
     def _own_config(self) -> dict[str, Any]:
         """Return the subclass's own constructor arguments."""
@@ -109,18 +152,37 @@ class Optimizer:
 
         """
         optimizer = mixed_class(self.torch_class)(params, **self._torch_kwargs())
-        optimizer._cadence_setup(clip=self._clip_settings())
+        rate = self.learning_rate
+        optimizer._cadence_setup(
+            clip=self._clip_settings(),
+            rate=rate if callable(rate) else None,
+            decay=self.decay or 0.0,
+            ema_settings=(self.use_ema, self.ema_momentum, self.ema_overwrite_frequency),
+        )
         return optimizer
 
     def get_config(self) -> dict[str, Any]:
-        """Return the constructor arguments, so that `from_config` rebuilds this spec."""
-        return {
+        """Return the constructor arguments, so that `from_config` rebuilds this spec.
+
+        A schedule is given as `{"class_name": ..., "config": ...}`, as Keras serializes
+        it.
+        """
+        rate = self.learning_rate
+        if isinstance(rate, schedules.LearningRateSchedule):
+            rate = schedules.serialize(rate)
+        config = {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": rate,
             **self._own_config(),
             "weight_decay": self.weight_decay,
             **self._clip_settings(),
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
         }
+        if self.decay is not None:
+            config["decay"] = self.decay
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
@@ -136,10 +198,10 @@ class SGD(Optimizer):
     """Stochastic gradient descent, built as `torch.optim.SGD`.
 
     Args:
-        learning_rate: The learning rate. Defaults to 0.01.
+        learning_rate: The learning rate or a schedule (see `Optimizer`). Defaults to 0.01.
         momentum: Momentum in [0, 1]. Defaults to 0.
         nesterov: Whether to use Nesterov momentum (needs `momentum > 0`).
-        **kwargs: `weight_decay`, `clipnorm`, `clipvalue`, `global_clipnorm`, `name`.
+        **kwargs: `weight_decay`, the clipping and EMA arguments, `name` (see `Optimizer`).
 
     """
 
@@ -148,7 +210,7 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.01,
+        learning_rate: Any = 0.01,
         momentum: float = 0.0,
         nesterov: bool = False,
         **kwargs: Any,
@@ -172,12 +234,12 @@ class RMSprop(Optimizer):
     """RMSprop, built as `torch.optim.RMSprop` (`rho` becomes torch's `alpha`).
 
     Args:
-        learning_rate: The learning rate. Defaults to 0.001.
+        learning_rate: The learning rate or a schedule (see `Optimizer`). Defaults to 0.001.
         rho: Decay rate of the squared-gradient average. Defaults to 0.9.
         momentum: Momentum in [0, 1]. Defaults to 0.
         epsilon: Numerical-stability constant. Defaults to 1e-7.
         centered: Whether to normalise by the gradient's estimated variance.
-        **kwargs: `weight_decay`, `clipnorm`, `clipvalue`, `global_clipnorm`, `name`.
+        **kwargs: `weight_decay`, the clipping and EMA arguments, `name` (see `Optimizer`).
 
     """
 
@@ -186,7 +248,7 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: Any = 0.001,
         rho: float = 0.9,
         momentum: float = 0.0,
         epsilon: float = 1e-7,
@@ -222,7 +284,7 @@ class _AdamLike(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: Any = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -248,12 +310,12 @@ class Adam(_AdamLike):
     """Adam, built as `torch.optim.Adam`.
 
     Args:
-        learning_rate: The learning rate. Defaults to 0.001.
+        learning_rate: The learning rate or a schedule (see `Optimizer`). Defaults to 0.001.
         beta_1: First-moment decay rate. Defaults to 0.9.
         beta_2: Second-moment decay rate. Defaults to 0.999.
         epsilon: Numerical-stability constant. Defaults to 1e-7.
         amsgrad: Whether to use the AMSGrad variant. Defaults to False.
-        **kwargs: `weight_decay`, `clipnorm`, `clipvalue`, `global_clipnorm`, `name`.
+        **kwargs: `weight_decay`, the clipping and EMA arguments, `name` (see `Optimizer`).
 
     """
 
@@ -262,7 +324,7 @@ class Adam(_AdamLike):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: Any = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -283,7 +345,7 @@ class AdamW(Adam):
     """Adam with decoupled weight decay, built as `torch.optim.AdamW`.
 
     Args:
-        learning_rate: The learning rate. Defaults to 0.001.
+        learning_rate: The learning rate or a schedule (see `Optimizer`). Defaults to 0.001.
         weight_decay: Decoupled weight decay. Defaults to 0.004.
         **kwargs: `beta_1`, `beta_2`, `epsilon`, `amsgrad`, and the clipping arguments.
 
@@ -293,7 +355,7 @@ class AdamW(Adam):
     default_name = "adamw"
 
     def __init__(
-        self, learning_rate: float = 0.001, weight_decay: float = 0.004, **kwargs: Any
+        self, learning_rate: Any = 0.001, weight_decay: float = 0.004, **kwargs: Any
     ) -> None:
         if weight_decay is None:
             raise ValueError("AdamW needs a number for weight_decay; received weight_decay=None.")
@@ -304,10 +366,10 @@ class Adagrad(Optimizer):
     """Adagrad, built as `torch.optim.Adagrad`.
 
     Args:
-        learning_rate: The learning rate. Defaults to 0.001.
+        learning_rate: The learning rate or a schedule (see `Optimizer`). Defaults to 0.001.
         initial_accumulator_value: Starting value of the accumulators. Defaults to 0.1.
         epsilon: Numerical-stability constant. Defaults to 1e-7.
-        **kwargs: `weight_decay`, `clipnorm`, `clipvalue`, `global_clipnorm`, `name`.
+        **kwargs: `weight_decay`, the clipping and EMA arguments, `name` (see `Optimizer`).
 
     """
 
@@ -316,7 +378,7 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: Any = 0.001,
         initial_accumulator_value: float = 0.1,
         epsilon: float = 1e-7,
         **kwargs: Any,
@@ -365,10 +427,10 @@ class Adadelta(Optimizer):
     """Adadelta, built as `torch.optim.Adadelta`.
 
     Args:
-        learning_rate: The learning rate. Defaults to 0.001.
+        learning_rate: The learning rate or a schedule (see `Optimizer`). Defaults to 0.001.
         rho: Decay rate of the running averages. Defaults to 0.95.
         epsilon: Numerical-stability constant. Defaults to 1e-7.
-        **kwargs: `weight_decay`, `clipnorm`, `clipvalue`, `global_clipnorm`, `name`.
+        **kwargs: `weight_decay`, the clipping and EMA arguments, `name` (see `Optimizer`).
 
     """
 
@@ -376,7 +438,7 @@ class Adadelta(Optimizer):
     default_name = "adadelta"
 
     def __init__(
-        self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs: Any
+        self, learning_rate: Any = 0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs: Any
     ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rho = _checked("rho", rho, 0.0, 1.0)

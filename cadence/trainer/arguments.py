@@ -46,7 +46,7 @@ def check_common(
         raise ValueError("x is required: pass the input data (arrays, a Dataset, ...); received x=None.")
     _positive_int("batch_size", batch_size)
     _positive_int("steps", steps)
-    if verbose not in _VERBOSE or isinstance(verbose, bool):
+    if verbose not in _VERBOSE:  # False and True are 0 and 1, as Keras takes them.
         raise ValueError(f"verbose must be 'auto', 0, 1 or 2; received verbose={verbose!r}.")
     if batch_size is not None and not is_array_like(x) and _is_batched(x):
         raise ValueError(

@@ -38,6 +38,7 @@ from cadence.data.class_weight import (
     sample_weight_from_class_weight,
 )
 from cadence.logs import to_python
+from cadence.optimizers import OptimizerMixin
 from cadence.trainer import arguments, step_plan
 from cadence.trainer.state import TrainState
 
@@ -64,8 +65,12 @@ def _read_logs(model: Any, logs: Any, several: bool) -> dict[str, Any]:
     return distributed.reduce_logs(model, logs) if several else to_python(logs)
 
 
-def _keras2_params(adapter: Any, do_validation: bool) -> dict[str, Any]:
-    """Return tf.keras 2's extra ``params`` that ``fit`` knows: batch size, samples, validation."""
+def _keras2_params(model: Any, adapter: Any, do_validation: bool) -> dict[str, Any]:
+    """Return tf.keras 2's extra ``params`` that ``fit`` knows: batch size, samples, validation.
+
+    ``metrics`` (the log keys, ``val_`` ones included) is there when the model's metrics are
+    already built; else :func:`_metric_names` fills it in after the first training step.
+    """
     params: dict[str, Any] = {"do_validation": do_validation}
     samples = getattr(adapter, "num_samples", None)
     batch_size = getattr(adapter, "batch_size", None)
@@ -73,7 +78,16 @@ def _keras2_params(adapter: Any, do_validation: bool) -> dict[str, Any]:
         params["samples"] = samples
     if isinstance(batch_size, int):
         params["batch_size"] = batch_size
+    parts = (model._compiled_loss, model._compiled_metrics)
+    if all(part is None or part.built for part in parts):
+        params["metrics"] = _metric_names(model, do_validation)
     return params
+
+
+def _metric_names(model: Any, do_validation: bool) -> list[str]:
+    """Return tf.keras 2's ``params["metrics"]``: the log keys, ``val_`` ones included."""
+    names = list(model.metrics_names)
+    return names + [f"val_{name}" for name in names] if do_validation else names
 
 
 def _with_class_weight(batch: Any, table: dict[int, float]) -> Any:
@@ -147,7 +161,7 @@ def fit(
     callback_list = CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         profile=profile_callbacks, epochs=epochs, steps=iterator.steps, verbose=verbose,
-        **_keras2_params(adapter, validation is not None),
+        **_keras2_params(model, adapter, validation is not None),
     )
     state.scaler = model._scaler
     callback_list.set_run(state)
@@ -186,6 +200,8 @@ def fit(
             if table is not None:
                 batch = _with_class_weight(batch, table)
             logs = train_step(batch if move is None else move(batch))
+            if "metrics" not in callback_list.params:  # Built by the run's first step.
+                callback_list.params["metrics"] = _metric_names(model, validation is not None)
             state.step_in_epoch += 1
             state.global_step += 1
             if hooked:
@@ -209,6 +225,8 @@ def fit(
         if model.stop_training or iterator.exhausted:
             break
         epoch += 1
+    if epochs > 0 and isinstance(model.optimizer, OptimizerMixin):
+        model.optimizer.finalize_variable_values()  # Keras 3: EMA weights replace the raw ones.
     callback_list.on_train_end(training_logs)
     model.history = callback_list.history
     model.history.callback_times = callback_list.callback_times() if profile_callbacks else None

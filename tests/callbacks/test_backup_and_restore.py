@@ -347,10 +347,13 @@ def test_outside_fit_is_an_error():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"backup_dir": ""}, ValueError, r"backup_dir must be a non-empty path to a folder; received backup_dir=''\."),
-        ({"save_freq": 0}, ValueError, r"save_freq must be 'epoch' or a positive integer number of batches; received save_freq=0\."),
-        ({"save_freq": "batch"}, ValueError, r"received save_freq='batch'\."),
-        ({"save_freq": True}, ValueError, r"received save_freq=True\."),
+        ({"backup_dir": ""}, ValueError, r"^Empty `backup_dir` argument passed$"),
+        ({"backup_dir": None}, ValueError, r"^Empty `backup_dir` argument passed$"),
+        ({"backup_dir": 3}, ValueError, r"^backup_dir must be a path to a folder; received backup_dir=3\.$"),
+        ({"save_freq": 0}, ValueError, r"^Invalid value for argument `save_freq`\. Received: save_freq=0\. Expected either "
+                                       r"'epoch' or a positive integer value\.$"),
+        ({"save_freq": "batch"}, ValueError, r"Received: save_freq=batch\."),
+        ({"save_freq": True}, ValueError, r"Received: save_freq=True\."),
         ({"double_checkpoint": 1}, TypeError, r"double_checkpoint must be True or False; received double_checkpoint=1\."),
         ({"delete_checkpoint": None}, TypeError, r"delete_checkpoint must be True or False; received delete_checkpoint=None\."),
     ],

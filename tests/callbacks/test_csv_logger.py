@@ -59,7 +59,7 @@ def test_end_to_end_header_and_values_like_keras(tmp_path):
     assert read_bytes(path) == expected
 
 
-def test_validation_freq_2_keeps_columns_stable_with_empty_cells(tmp_path):
+def test_validation_freq_2_keeps_columns_stable_with_na_cells_as_keras(tmp_path):
     x, y = data()
     path = tmp_path / "log.csv"
     history = make_model().fit(x, y, batch_size=10, epochs=4, verbose=0, validation_split=0.25,
@@ -69,15 +69,15 @@ def test_validation_freq_2_keeps_columns_stable_with_empty_cells(tmp_path):
     assert [row[0] for row in rows[1:]] == ["0", "1", "2", "3"]
     assert [len(row) for row in rows] == [5] * 5
     h = history.history
-    assert [row[3] for row in rows[1:]] == ["", repr(h["val_loss"][0]), "", repr(h["val_loss"][1])]
+    assert [row[3] for row in rows[1:]] == ["NA", repr(h["val_loss"][0]), "NA", repr(h["val_loss"][1])]
     assert [row[1] for row in rows[1:]] == [repr(v) for v in h["loss"]]
     assert sorted(os.listdir(tmp_path)) == ["log.csv"]  # no temporary file left behind
 
 
-def test_keys_that_disappear_leave_empty_cells_without_rewriting(tmp_path):
+def test_keys_that_disappear_leave_na_cells_as_keras(tmp_path):
     path = tmp_path / "log.csv"
     drive(CSVLogger(path), [{"loss": 1.0, "val_loss": 2.0}, {"loss": 0.5}])
-    assert read_bytes(path) == "epoch,loss,val_loss\r\n0,1.0,2.0\r\n1,0.5,\r\n"
+    assert read_bytes(path) == "epoch,loss,val_loss\r\n0,1.0,2.0\r\n1,0.5,NA\r\n"
 
 
 def test_append_continues_the_file_without_repeating_the_header(tmp_path):
@@ -100,7 +100,7 @@ def test_append_with_new_keys_widens_the_header_once(tmp_path):
     path = tmp_path / "log.csv"
     drive(CSVLogger(path), [{"loss": 1.0}])
     drive(CSVLogger(path, append=True), [{"loss": 0.5, "val_loss": 0.75}, {"loss": 0.25, "val_loss": 0.5}])
-    assert read_bytes(path) == "epoch,loss,val_loss\r\n0,1.0,\r\n0,0.5,0.75\r\n1,0.25,0.5\r\n"
+    assert read_bytes(path) == "epoch,loss,val_loss\r\n0,1.0,NA\r\n0,0.5,0.75\r\n1,0.25,0.5\r\n"
 
 
 def test_append_false_overwrites(tmp_path):
@@ -284,4 +284,4 @@ def test_each_epoch_formats_one_new_line_until_the_header_widens(tmp_path, monke
     logger.on_epoch_end(5, {"loss": 0.1, "val_loss": 0.2})
     assert formatted[4:] == ["0", "1", "2", "3", "4", "5"]
     lines = (tmp_path / "log.csv").read_text().splitlines()
-    assert lines[0] == "epoch,loss,val_loss" and lines[1] == "0,1.0," and lines[6] == "5,0.1,0.2"
+    assert lines[0] == "epoch,loss,val_loss" and lines[1] == "0,1.0,NA" and lines[6] == "5,0.1,0.2"

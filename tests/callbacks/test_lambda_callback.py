@@ -98,11 +98,20 @@ def test_seed_style_stop_from_a_lambda():
     assert history.epoch == [0, 1]
 
 
-def test_unknown_keyword_lists_the_valid_hooks():
-    with pytest.raises(TypeError, match=r"LambdaCallback received unknown keyword argument\(s\): on_epoch_ends, "
-                       r"on_step\. Valid hooks are: on_train_begin, on_train_end, .*on_predict_batch_end, "
-                       r"on_batch_begin, on_batch_end\.$"):
-        LambdaCallback(on_step=print, on_epoch_ends=print)
+def test_extra_keywords_are_kept_as_attributes_as_keras_does():
+    def custom(logs):
+        return logs
+
+    callback = LambdaCallback(custom_method=custom, threshold=0.5)
+    assert callback.custom_method is custom and callback.threshold == 0.5
+
+
+def test_a_misspelt_hook_is_kept_but_warns_listing_the_valid_hooks():
+    with pytest.warns(UserWarning, match=r"^LambdaCallback received on_epoch_ends, on_step, which name no hook: kept "
+                      r"as attributes \(as Keras does\) but never called\. Valid hooks are: on_train_begin, "
+                      r"on_train_end, .*on_predict_batch_end, on_batch_begin, on_batch_end\.$"):
+        callback = LambdaCallback(on_step=print, on_epoch_ends=print)
+    assert callback.on_step is print
 
 
 def test_non_callable_is_refused():

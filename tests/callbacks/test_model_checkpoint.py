@@ -131,8 +131,8 @@ def test_save_freq_in_batches_end_to_end(tmp_path):
               callbacks=[ModelCheckpoint(tmp_path / "{epoch}-{batch}-{loss:.3f}.pt", save_freq=3)])
     names = files(tmp_path)
     assert [n.rsplit("-", 1)[0] for n in names] == ["1-3", "2-2"]
-    state = io.load_state(tmp_path / names[1])
-    assert state["epoch"] == 2 and state["batch"] == 2
+    restored = cadence.load_model(tmp_path / names[1], make_model(seed=1))
+    assert restored.optimizer.state_dict()["state"][0]["step"] == 6  # epoch 2's second batch
 
 
 def test_safetensors_suffix_writes_weights_only(tmp_path):
@@ -158,22 +158,37 @@ def test_pt_with_save_weights_only_writes_the_state_dict(tmp_path):
     assert same_weights(model, other)
 
 
-def test_full_checkpoint_holds_model_optimizer_and_epoch(tmp_path):
+def test_full_checkpoint_loads_with_load_model_as_keras(tmp_path):
+    """Keras: a ModelCheckpoint with save_weights_only=False loads with keras.models.load_model."""
     x, y = data()
     model = make_model()
     path = tmp_path / "full.pth"
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[ModelCheckpoint(path)])
-    state = io.load_state(path)
-    assert sorted(state) == ["batch", "epoch", "model", "optimizer"]
-    assert state["epoch"] == 2 and state["batch"] is None
-    assert state["optimizer"]["state"][0]["step"] == 8  # 2 epochs of 4 Adam steps
+    assert io.load_state(path)["optimizer"]["state"][0]["step"] == 8  # 2 epochs of 4 Adam steps
+    fresh = cadence.load_model(path, make_model(seed=1))
+    assert same_weights(model, fresh)
+    assert torch.equal(fresh.optimizer.state_dict()["state"][0]["exp_avg"],
+                       model.optimizer.state_dict()["state"][0]["exp_avg"])
     other = make_model(seed=1)
     other.load_weights(path)
     assert same_weights(model, other)
-    fresh = make_model(seed=1)
-    fresh.optimizer.load_state_dict(state["optimizer"])
-    assert torch.equal(fresh.optimizer.state_dict()["state"][0]["exp_avg"],
-                       model.optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_every_save_goes_through_the_keras_extension_point_save_model(tmp_path):
+    """Keras: subclasses override _save_model(epoch, batch, logs), called for every save."""
+    calls = []
+
+    class Recording(ModelCheckpoint):
+        def _save_model(self, epoch, batch, logs):
+            calls.append((epoch, batch, sorted(logs)))
+            super()._save_model(epoch, batch, logs)
+
+    x, y = data()
+    make_model().fit(x, y, batch_size=8, epochs=2, verbose=0,
+                     callbacks=[Recording(tmp_path / "{epoch}.pt"), Recording(tmp_path / "b{batch}.pt", save_freq=3)])
+    assert [c for c in calls if c[1] is None] == [(0, None, ["loss"]), (1, None, ["loss"])]
+    assert [c[:2] for c in calls if c[1] is not None] == [(0, 2), (1, 1)]
+    assert files(tmp_path) == ["1.pt", "2.pt", "b2.pt", "b3.pt"]
 
 
 def test_full_checkpoint_stores_numpy_hyperparameters_as_plain_numbers(tmp_path):
@@ -238,7 +253,6 @@ def test_existing_folder_as_filepath_is_refused(tmp_path):
     ({"save_freq": 0}, r"save_freq must be 'epoch' or a positive integer number of batches; received: save_freq=0\."),
     ({"save_freq": "batch"}, r"received: save_freq='batch'\."),
     ({"save_freq": 2.0}, r"received: save_freq=2\.0\."),
-    ({"mode": "best"}, r"ModelCheckpoint mode must be 'auto', 'min' or 'max'; received: mode='best'\."),
     ({"filepath": "{epoch"}, r"filepath is not a valid str\.format template"),
     ({"filepath": ""}, r"filepath must be a non-empty path; received: filepath=''\."),
 ])

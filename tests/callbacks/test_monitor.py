@@ -91,8 +91,6 @@ def test_explicit_mode_overrides_the_name():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"mode": "avg"}, r"Probe mode must be 'auto', 'min' or 'max'; received: mode='avg'\."),
-    ({"mode": None}, r"received: mode=None\."),
     ({"monitor": ""}, r"Probe monitor must be a non-empty log key; received: monitor=''\."),
     ({"min_delta": float("nan")}, r"Probe min_delta must be a finite number; received: min_delta=nan\."),
     ({"min_delta": "0.1"}, r"received: min_delta='0.1'\."),
@@ -101,6 +99,13 @@ def test_explicit_mode_overrides_the_name():
 def test_invalid_arguments_raise_with_the_received_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Probe(**kwargs)
+
+
+@pytest.mark.parametrize("mode", ["avg", None])
+def test_an_unknown_mode_warns_as_keras_and_falls_back_to_auto(mode):
+    with pytest.warns(UserWarning, match=rf"^Probe mode '{mode}' is unknown, fallback to auto mode\.$"):
+        probe = Probe(monitor="val_loss", mode=mode)
+    assert probe.mode == "auto" and probe.monitor_op == "min"
 
 
 def test_min_delta_sign_is_ignored():

@@ -90,6 +90,13 @@ def test_json_body_custom_path_and_headers(server):
     assert json.loads(request["body"]) == {"epoch": 3, "loss": 0.5, "acc": 0.25, "vec": [1.0, 2.0], "t": 1.5}
 
 
+def test_a_size_1_array_is_sent_as_a_scalar_as_keras_does(server):
+    root, handler = server
+    RemoteMonitor(root=root, send_as_json=True).on_epoch_end(
+        0, {"loss": 0.0, "val": np.arange(1), "m": np.ones((1, 1)), "t": torch.tensor([2.5])})
+    assert json.loads(handler.requests[0]["body"]) == {"epoch": 0, "loss": 0.0, "val": 0, "m": 1.0, "t": 2.5}
+
+
 def test_custom_form_field(server):
     root, handler = server
     RemoteMonitor(root=root, field="payload").on_epoch_end(0, {"loss": 1.0})

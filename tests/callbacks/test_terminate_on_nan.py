@@ -52,8 +52,8 @@ def test_stops_after_the_first_invalid_batch(capsys, bad_value):
 def test_raise_error_raises_at_once_and_skips_on_train_end():
     x, y = data(np.nan)
     recorder = Recorder()
-    with pytest.raises(RuntimeError, match=r"^Invalid loss at batch 2: nan\. TerminateOnNaN\(raise_error=True\) "
-                       r"stopped training at once\."):
+    with pytest.raises(RuntimeError, match=r"^NaN or Inf loss encountered at batch 2\. Loss value: nan\. "
+                       r"Terminating training immediately\."):
         make_model().fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False,
                          callbacks=[TerminateOnNaN(raise_error=True), recorder])
     assert recorder.calls == [("batch", 0), ("batch", 1)]

@@ -167,6 +167,7 @@ def test_wrapped_optimizer_get_config():
     assert opt.get_config() == {
         "name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
         "nesterov": False, "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
+        "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
     }
 
 

@@ -51,7 +51,8 @@ def test_spec_maps_keras_arguments_to_torch():
     assert spec.get_config() == {
         "name": "rmsprop", "learning_rate": 0.1, "rho": 0.8, "momentum": 0.5,
         "epsilon": 1e-3, "centered": True, "weight_decay": 0.01, "clipnorm": None,
-        "clipvalue": None, "global_clipnorm": None,
+        "clipvalue": None, "global_clipnorm": None, "use_ema": False, "ema_momentum": 0.99,
+        "ema_overwrite_frequency": None,
     }
     assert optimizers.RMSprop.from_config(spec.get_config()).get_config() == spec.get_config()
 
@@ -201,9 +202,11 @@ def test_spec_argument_checks():
     with pytest.raises(ValueError, match=r"^nesterov=True needs a momentum > 0; received "
                        r"momentum=0.0\.$"):
         optimizers.SGD(nesterov=True)
-    with pytest.raises(TypeError, match=r"^learning_rate must be a number; received the "
-                       r"callable"):
-        optimizers.Adam(learning_rate=lambda: 0.1)
+    with pytest.raises(TypeError, match=r"^learning_rate must be a real number; received "
+                       r"str: '0.1'\.$"):
+        optimizers.Adam(learning_rate="0.1")
+    with pytest.raises(ValueError, match=r"^Argument\(s\) not recognized: \{'lr': 0.1\}$"):
+        optimizers.Adam(lr=0.1)
     with pytest.raises(ValueError, match=r"^AdamW needs a number for weight_decay; received "
                        r"weight_decay=None\.$"):
         optimizers.AdamW(weight_decay=None)
