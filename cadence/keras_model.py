@@ -27,10 +27,10 @@ from cadence.layers import (
     set_trainable,
     split_weights,
 )
+from cadence.logs import to_python
 from cadence.losses.shapes import snake_case
 from cadence.model_summary import input_spec_of, print_summary, probe_shapes
 from cadence.trainer.arguments import require_compiled
-from cadence.trainer.logs import to_python
 from cadence.weights import weight_tensors
 
 #: The input spec of a model whose first inputs were not all tensors with a batch axis.

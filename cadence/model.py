@@ -14,9 +14,9 @@ from cadence import metrics as metrics_module
 from cadence import optimizers as optimizers_module
 from cadence.data import tree
 from cadence.keras_model import KerasModelMixin
+from cadence.logs import MetricLogs
 from cadence.trainer import loops
 from cadence.trainer.compile_utils import CompiledLoss, CompiledMetrics
-from cadence.trainer.logs import MetricLogs
 from cadence.weights import WeightsMixin
 
 _PRECISIONS = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -22,47 +22,17 @@ Continued training matches an uninterrupted run when the data order and random s
 
 from __future__ import annotations
 
-import numbers
 import os
-from collections import OrderedDict
 from typing import Any
 
-import numpy as np
 import torch
 
 from cadence import io
+from cadence.logs import plain_numbers
 from cadence.optimizers import updating_optimizer
 
 MODEL_FORMAT = "cadence-model"
 MODEL_VERSION = 1
-
-
-def plain_state(obj: Any) -> Any:
-    """Return ``obj`` with number-like leaves as Python numbers, for :func:`cadence.io.save_state`.
-
-    Subclasses of ``float`` and ``int`` (an optimizer's ``Hyperparameter``, numpy's ``float64``)
-    and numpy scalars become ``float`` / ``int`` / ``bool``; dicts, lists and tuples are copied;
-    every other leaf (tensors, strings, ...) is kept as it is.
-    """
-    kind = type(obj)
-    if kind in (dict, OrderedDict):
-        copy = kind((key, plain_state(value)) for key, value in obj.items())
-        if hasattr(obj, "_metadata"):  # A module state_dict's versions, used by load_state_dict.
-            copy._metadata = obj._metadata  # type: ignore[attr-defined]
-        return copy
-    if kind in (list, tuple):
-        return kind(plain_state(value) for value in obj)
-    if kind in (int, float, bool, str) or obj is None or isinstance(obj, torch.Tensor):
-        return obj
-    if isinstance(obj, np.generic) and not isinstance(obj, np.ndarray):
-        return obj.item()
-    if isinstance(obj, bool):
-        return bool(obj)
-    if isinstance(obj, numbers.Integral):
-        return int(obj)
-    if isinstance(obj, numbers.Real):
-        return float(obj)
-    return obj
 
 
 def _require_model(model: Any, action: str) -> None:
@@ -253,9 +223,9 @@ def save_model(model: Any, filepath: Any) -> None:
         ),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "micro_step": int(getattr(model, "_micro_step", 0)),
-        "compile_config": plain_state(getattr(model, "compile_config", None)),
+        "compile_config": plain_numbers(getattr(model, "compile_config", None)),
     }
-    io.save_state(plain_state(payload), os.fspath(filepath))
+    io.save_state(plain_numbers(payload), os.fspath(filepath))
 
 
 def _known_loss(name: Any) -> bool:

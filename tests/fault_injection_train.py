@@ -65,7 +65,7 @@ class Progress(callbacks.Callback):
         print(f"START {self.backup.restored_from or '-'}", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        print(f"B {self.model._train_state.global_step}", flush=True)
+        print(f"B {self.run.global_step}", flush=True)
         if self.lockstep:
             sys.stdin.readline()
 
@@ -83,13 +83,13 @@ class BackupThenKill(callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        step = self.model._train_state.global_step
+        step = self.run.global_step
         if self.kill_at_step is not None and step >= self.kill_at_step:
             sys.exit(f"CADENCE_FI_KILL_AT_STEP={self.kill_at_step} but training resumes after step {step}")
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
-        if self.model._train_state.global_step == self.kill_at_step:
+        if self.run.global_step == self.kill_at_step:
             sys.stdout.flush()
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
@@ -97,7 +97,7 @@ class BackupThenKill(callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         if self.kill_at_step is not None:
             sys.exit(f"CADENCE_FI_KILL_AT_STEP={self.kill_at_step} but training ended at step "
-                     f"{self.model._train_state.global_step}")
+                     f"{self.run.global_step}")
         super().on_train_end(logs)
 
 

@@ -227,7 +227,7 @@ def test_fit_before_compile():
         ({"class_weight": {0: 1.0}, "sample_weight": np.ones(64)},
          r"class_weight and sample_weight cannot be used together"),
         ({"callbacks": ["not a callback"]},
-         r"Every callback must be an instance of cadence.callbacks.Callback; received str"),
+         r"Every callback must have the callback protocol \(set_model, set_params and hooks such as on_epoch_end\); received str"),
         ({"validation_freq": 0}, r"validation_freq must be an integer >= 1 or a list of epochs"),
     ],
 )

@@ -89,7 +89,7 @@ def test_seed_002_hook_sequence_fit_evaluate_predict(mnist_like):
     assert isinstance(out, np.ndarray) and out.shape == (1000, 1)
 
 
-def test_params_are_epochs_steps_verbose(mnist_like):
+def test_params_are_epochs_steps_verbose_and_tf_keras_2s_keys(mnist_like):
     x_train, y_train, _, _ = mnist_like
     seen = {}
 
@@ -101,7 +101,10 @@ def test_params_are_epochs_steps_verbose(mnist_like):
     model = get_model()
     model.fit(x_train, y_train, batch_size=128, epochs=3, verbose=0, callbacks=[Params()])
     assert {k: seen[k] for k in ("epochs", "steps", "verbose")} == {"epochs": 3, "steps": 8, "verbose": 0}
-    assert set(seen) == {"epochs", "steps", "verbose", "model_is"}
+    # tf.keras 2's keys, where fit knows them (Keras 3 has only the three above).
+    assert {k: seen[k] for k in ("batch_size", "samples", "do_validation")} == {
+        "batch_size": 128, "samples": 1000, "do_validation": False}
+    assert set(seen) == {"epochs", "steps", "verbose", "batch_size", "samples", "do_validation", "model_is"}
     assert seen["model_is"] is model
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ from torch import nn
 
 import cadence
 from cadence import io
-from cadence.optimizers.hyperparameter import Hyperparameter
-from cadence.saving import plain_state
 
 X = np.random.default_rng(0).random((40, 6), dtype=np.float32)
 Y = np.random.default_rng(1).random((40, 1), dtype=np.float32)
@@ -132,13 +129,3 @@ def test_load_model_needs_a_cadence_model(tmp_path):
     compiled().save(tmp_path / "model.pt")
     with pytest.raises(TypeError, match=r"load_model needs a cadence.Model .* received Linear\."):
         cadence.load_model(tmp_path / "model.pt", nn.Linear(2, 2))
-
-
-def test_plain_state_turns_number_likes_into_python_numbers():
-    weights = nn.BatchNorm1d(2).state_dict()
-    state = plain_state({"lr": Hyperparameter(0.5, None, "lr"), "n": np.int32(3), "f": np.float32(1.5),
-                         "b": np.bool_(True), "nest": [(np.float64(2.0),)], "w": weights})
-    assert state["lr"] == 0.5 and type(state["lr"]) is float
-    assert type(state["n"]) is int and type(state["f"]) is float and state["b"] is True
-    assert state["nest"] == [(2.0,)] and type(state["nest"][0][0]) is float
-    assert type(state["w"]) is OrderedDict and state["w"]._metadata == weights._metadata

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 import cadence
+from cadence import logs as logs_module
 from cadence.callbacks import Callback
 from cadence.callbacks import progbar as progbar_module
-from cadence.trainer import logs as logs_module
 
 CONVERSIONS = ("item", "tolist", "__float__", "__bool__", "__int__", "numpy", "cpu")
 

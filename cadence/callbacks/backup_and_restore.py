@@ -9,12 +9,11 @@ from typing import Any
 
 from cadence import file_lock, io, output_paths, saving
 from cadence.callbacks.callback import Callback, overridden_below
-from cadence.callbacks.log_values import plain_numpy
 from cadence.distributed import core as distributed_core
-from cadence.trainer.state import check_state_dict
+from cadence.logs import plain_numbers
 
 BACKUP_FORMAT = "cadence-backup"
-BACKUP_VERSION = 1
+BACKUP_VERSION = 2
 BACKUP_NAME = "backup.cadence"
 LOCK_NAME = ".lock"
 
@@ -25,12 +24,14 @@ class BackupAndRestore(Callback):
     Each backup is one checksummed file, ``<backup_dir>/backup.cadence``, holding the model's
     weights, the optimizer's state (with ``iterations``), the gradient scaler, the gradients of an
     unfinished accumulation, every metric's state (the running averages of a partly done epoch),
-    ``model.stop_training``, the :class:`~cadence.trainer.state.TrainState` (epoch, batch within
-    the epoch, global step, data seed and position, the RNG states of Python, numpy, torch and
-    CUDA, the logs of the last epoch) and the ``state_dict()`` of every other callback in the run
-    (``History``, ``EarlyStopping``'s counters, ``ModelCheckpoint``'s best value, ``CSVLogger``'s
-    rows, ...), keyed by ``state_key`` (``"ModelCheckpoint"``, then ``"ModelCheckpoint_1"``, ...
-    for callbacks that share one).
+    ``model.stop_training``, and the run's state, ``self.run.state_dict()`` (a
+    :class:`~cadence.trainer.state.TrainState`: epoch, batch within the epoch, global step, data
+    seed and position, the RNG states of Python, numpy, torch and CUDA, the logs of the last
+    epoch, and the ``state_dict()`` of every other callback in the run: ``History``,
+    ``EarlyStopping``'s counters, ``ModelCheckpoint``'s best value, ``CSVLogger``'s rows, ...,
+    keyed by each callback's ``state_key``, so that each state goes back to its own callback
+    whatever order the callbacks are passed in, and a backup taken with other callbacks is
+    refused, naming them).
 
     When ``fit`` starts and a backup exists, everything is restored before any other callback's
     ``on_train_begin`` runs, and the run continues at the next batch, with the same data order and
@@ -72,6 +73,11 @@ class BackupAndRestore(Callback):
         delete_checkpoint: Delete the backup when training ends normally (``on_train_end``); an
             exception or a kill leaves it for the next run.
     """
+
+    #: Writes and deletes on rank 0 only; every rank restores in ``on_train_begin``.
+    writes_files = frozenset({"on_train_batch_end", "on_batch_end", "on_epoch_end", "on_train_end"})
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
 
     #: Restore in ``on_train_begin`` before, and save in every other hook after, other callbacks.
     backs_up_state = True
@@ -120,7 +126,7 @@ class BackupAndRestore(Callback):
     # ----------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
         """Restore the newest readable backup, if there is one, before any other callback runs."""
-        state = self._train_state()
+        state = self._run()
         self.restored_from = None
         self._save_at_epoch_end = False
         self._take_folder()
@@ -146,7 +152,7 @@ class BackupAndRestore(Callback):
         """
         if self.save_freq == "epoch":
             return
-        state = self._train_state()
+        state = self._run()
         if state.global_step % self.save_freq:
             return
         steps = self.params.get("steps")
@@ -191,15 +197,13 @@ class BackupAndRestore(Callback):
     # ----------------------------------------------------------------- files
     def save(self) -> None:
         """Write a backup of the run as it is now (called by the hooks)."""
-        state = self._train_state()
         payload = {
             "format": BACKUP_FORMAT,
             "version": BACKUP_VERSION,
             "model": saving.training_state(self.model),
-            "callbacks": self._callback_states(state),
-            "train_state": state.state_dict(),
+            "train_state": self._run().state_dict(),
         }
-        payload = saving.plain_state(plain_numpy(payload))
+        payload = plain_numbers(payload)
         if self.double_checkpoint:
             io.rotate_write(self.path, payload)
         else:
@@ -234,34 +238,13 @@ class BackupAndRestore(Callback):
         return payload, Path(source)
 
     # ----------------------------------------------------------------- state
-    def _train_state(self) -> Any:
-        state = getattr(self.model, "_train_state", None)
-        if state is None or getattr(state, "callbacks", None) is None:
+    def _run(self) -> Any:
+        if self.run is None:
             raise RuntimeError(
-                "BackupAndRestore works inside model.fit(), which provides the training state; "
-                "it was called outside of fit."
+                "BackupAndRestore works inside model.fit(), which provides the run's state "
+                "(self.run); it was called outside of fit."
             )
-        return state
-
-    def _keyed_callbacks(self, state: Any) -> dict[str, Callback]:
-        keyed: dict[str, Callback] = {}
-        for callback in state.callbacks:
-            if getattr(callback, "backs_up_state", False):
-                continue
-            key = callback.state_key
-            unique, count = key, 1
-            while unique in keyed:
-                unique, count = f"{key}_{count}", count + 1
-            keyed[unique] = callback
-        return keyed
-
-    def _callback_states(self, state: Any) -> dict[str, Any]:
-        states = {}
-        for key, callback in self._keyed_callbacks(state).items():
-            value = callback.state_dict()
-            if value:
-                states[key] = value
-        return states
+        return self.run
 
     def _restore(self, payload: Any, source: Path, state: Any) -> None:
         """Check the whole backup against this run, then load it; RNG states last."""
@@ -276,38 +259,8 @@ class BackupAndRestore(Callback):
                 f"reads version {BACKUP_VERSION}."
             )
         saving.check_training_state(self.model, payload["model"], source)
-        check_state_dict(payload["train_state"], f"the training state of '{source}'")
-        keyed = self._keyed_callbacks(state)
-        saved = payload["callbacks"]
-        lost = sorted(set(saved) - set(keyed))
-        fresh = sorted(key for key, cb in keyed.items() if key not in saved and cb.state_dict())
-        if lost or fresh:
-            detail = []
-            if lost:
-                detail.append(f"it holds states for {lost}, which this run does not have")
-            if fresh:
-                detail.append(f"it has no state for {fresh}")
-            raise ValueError(
-                f"'{source}' was written by a run with other callbacks: " + "; ".join(detail)
-                + ". Restart with the same callbacks, or delete the backup folder to start over."
-            )
-        for key, value in saved.items():  # Every state checked before anything is loaded.
-            check = getattr(keyed[key], "check_state_dict", None)
-            if callable(check):
-                try:
-                    check(value)
-                except (KeyError, TypeError, ValueError) as error:
-                    raise ValueError(
-                        f"'{source}': the state of callback '{key}' is malformed: {error}"
-                    ) from error
+        state.check_state_dict(payload["train_state"], f"the training state of '{source}'")
         # Metric states matter only mid-epoch: an epoch's start resets them.
         mid_epoch = int(payload["train_state"]["step_in_epoch"]) > 0
         saving.load_training_state(self.model, payload["model"], metrics=mid_epoch)
-        for key, value in saved.items():
-            try:
-                keyed[key].load_state_dict(value)
-            except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(
-                    f"'{source}': the state of callback '{key}' could not be restored: {error}"
-                ) from error
         state.load_state_dict(payload["train_state"])

@@ -65,6 +65,13 @@ class CSVLogger(Callback):
             widen it) instead of overwriting it.
     """
 
+    #: Identifies the instance in a backup (see ``Callback.state_key``).
+    state_key_attributes = ("filename",)
+    #: Writes on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         if not isinstance(filename, str | os.PathLike) or not os.fspath(filename):

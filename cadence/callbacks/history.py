@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadence.callbacks.callback import Callback
+from cadence.plotting import plot_curves
 
 
 class History(Callback):
@@ -14,6 +15,9 @@ class History(Callback):
         history: ``{key: [value per epoch]}``, values as Python floats.
         epoch: The epoch indices (from 0) that were recorded.
     """
+
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,6 +67,4 @@ class History(Callback):
         Returns:
             The ``matplotlib.figure.Figure``.
         """
-        from cadence.plotting import plot_curves
-
         return plot_curves(self, path, keys=keys)

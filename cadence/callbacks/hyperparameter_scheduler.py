@@ -224,6 +224,9 @@ class HyperparameterScheduler(Callback):
         verbose: 1 prints a line whenever the value changes.
     """
 
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     accepts_lazy_logs = True  # it never reads batch logs, so batch hooks cost no conversion
 
     def __init__(

@@ -50,6 +50,9 @@ class LearningRateScheduler(Callback):
             epoch (N counts from 1), as Keras does.
     """
 
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     def __init__(self, schedule: Callable[..., Any], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):

@@ -27,23 +27,6 @@ def plain_value(value: Any) -> Any:
     return value
 
 
-def plain_numpy(obj: Any) -> Any:
-    """Return ``obj`` with every numpy value in it (dicts, lists, tuples) as numbers or lists.
-
-    Torch tensors are kept: a saved state holds them as they are.
-    """
-    if isinstance(obj, np.ndarray | np.generic):
-        return plain_value(obj)
-    if isinstance(obj, dict):
-        copy = type(obj)((key, plain_numpy(value)) for key, value in obj.items())
-        if hasattr(obj, "_metadata"):  # A module state_dict's versions, used by load_state_dict.
-            copy._metadata = obj._metadata  # type: ignore[attr-defined]
-        return copy
-    if type(obj) in (list, tuple):
-        return type(obj)(plain_numpy(value) for value in obj)
-    return obj
-
-
 def check_log_keys(logs: Mapping[Any, Any] | None, owner: str, hook: str) -> None:
     """Raise a ``TypeError`` if a key of ``logs`` is not a string.
 

@@ -70,6 +70,11 @@ class MetricsLogger(Callback):
         start_finish: Also print the start and finish lines.
     """
 
+    #: Prints on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     def __init__(
         self,
         prefix_train: str = "train_",

@@ -15,7 +15,7 @@ from typing import Any
 from cadence import extras, output_paths
 from cadence.callbacks.callback import Callback
 from cadence.callbacks.log_values import check_log_keys, plain_value
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 _INVALID_KEY = re.compile(r"[^\w\-. /]")
 # mlflow logs these through `logging` at INFO while it creates a new SQLite store's tables.
@@ -97,6 +97,11 @@ class MLflowLogger(Callback):
         params: Extra parameters to log (e.g. ``batch_size``, which a callback cannot see).
         tags: Tags set on the run.
     """
+
+    #: Logs on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
 
     accepts_lazy_logs = True
 

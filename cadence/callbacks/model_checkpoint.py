@@ -11,7 +11,7 @@ from cadence import file_lock, io, output_paths
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
 from cadence.distributed import core as distributed_core
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -61,6 +61,13 @@ class ModelCheckpoint(MonitorCallback):
         ValueError: For a ``save_freq`` that is neither ``"epoch"`` nor a positive integer, or a
             malformed ``filepath`` template.
     """
+
+    #: Identifies the instance in a backup (see ``Callback.state_key``).
+    state_key_attributes = ("filepath", "monitor")
+    #: Saves on rank 0 only; the direction is resolved on every rank.
+    writes_files = frozenset({"on_train_batch_end", "on_batch_end", "on_epoch_end"})
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
 
     accepts_lazy_logs = True
 

@@ -116,6 +116,9 @@ class MonitorCallback(Callback):
             not a non-empty string.
     """
 
+    #: Identifies the instance in a backup (see ``Callback.state_key``).
+    state_key_attributes = ("monitor",)
+
     def __init__(
         self,
         monitor: str = "val_loss",

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from cadence.callbacks.callback import Callback
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 WIDTH = 20  # The bar's width in characters, as Keras's.
 _BOLD, _GREEN, _GREY, _RESET = "\x1b[1m", "\x1b[32m", "\x1b[37m", "\x1b[0m"
@@ -232,6 +232,11 @@ class ProgbarLogger(Callback):
         interactive: Draw a live bar (``True``) or only final lines (``False``); ``None``
             decides from the output (a terminal or a notebook) when each bar opens.
     """
+
+    #: Prints on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
 
     accepts_lazy_logs = True
 

@@ -50,6 +50,9 @@ class ReduceLROnPlateau(MonitorCallback):
             ``min_lr`` is negative.
     """
 
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     def __init__(
         self,
         monitor: str = "val_loss",

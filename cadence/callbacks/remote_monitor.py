@@ -109,6 +109,11 @@ class RemoteMonitor(Callback):
             host the requests go to.
     """
 
+    #: Posts on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     def __init__(
         self,
         root: str = "http://localhost:9000",

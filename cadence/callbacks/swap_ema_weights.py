@@ -40,6 +40,11 @@ class SwapEMAWeights(Callback):
         swap_on_epoch: Also swap the EMA weights in at epoch end (see above).
     """
 
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
+    accepts_lazy_logs = True  # its hooks read no logs
+
     def __init__(self, swap_on_epoch: bool = False) -> None:
         super().__init__()
         if not isinstance(swap_on_epoch, bool):

@@ -13,7 +13,7 @@ import torch
 from cadence import extras, output_paths
 from cadence.callbacks.callback import Callback
 from cadence.callbacks.log_values import check_log_keys, plain_value
-from cadence.trainer.logs import to_python
+from cadence.logs import to_python
 
 _VAL = "val_"
 
@@ -89,6 +89,13 @@ class TensorBoard(Callback):
         embeddings_freq: Accepted for Keras compatibility; only 0 (no embeddings) is supported.
         embeddings_metadata: Accepted for Keras compatibility; only ``None`` is supported.
     """
+
+    #: Identifies the instance in a backup (see ``Callback.state_key``).
+    state_key_attributes = ("log_dir",)
+    #: Writes on rank 0 only.
+    writes_files = True
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
 
     accepts_lazy_logs = True
 

@@ -69,6 +69,9 @@ class TorchScheduler(Callback):
             ``"val_loss"``. Only for such schedulers.
     """
 
+    #: Never sets ``model.stop_training``.
+    may_stop_training = False
+
     accepts_lazy_logs = True  # batch logs are never read, so per-batch steps cost no conversion
 
     def __init__(self, scheduler: Any, per: str = "epoch", monitor: str | None = None) -> None:

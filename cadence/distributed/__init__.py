@@ -24,12 +24,7 @@ Example:
     ```
 """
 
-from cadence.distributed.callbacks import (
-    RANK_ZERO_HOOKS,
-    StopAgreement,
-    needs_plain_logs,
-    runs_on_this_rank,
-)
+from cadence.distributed.callbacks import StopAgreement, rank_zero_hooks, runs_on_this_rank
 from cadence.distributed.core import (
     all_gather_object,
     all_reduce_sum,
@@ -49,7 +44,6 @@ from cadence.distributed.logs import reduce_logs
 from cadence.distributed.sharding import gather_predictions, shard_adapter
 
 __all__ = [
-    "RANK_ZERO_HOOKS",
     "StopAgreement",
     "all_gather_object",
     "all_reduce_sum",
@@ -61,8 +55,8 @@ __all__ = [
     "is_rank_zero",
     "local_cuda_device",
     "local_rank",
-    "needs_plain_logs",
     "rank",
+    "rank_zero_hooks",
     "rank_zero_only",
     "reduce_logs",
     "runs_on_this_rank",

@@ -3,38 +3,34 @@
 Rank 0 only
 ===========
 
-A callback's hooks run on rank 0 only when its class says so with ``rank_zero_only = True``
-(every hook; :func:`cadence.distributed.rank_zero_only` used as a class decorator sets it) or
-``rank_zero_only = {"on_epoch_end", ...}`` (those hooks). cadence's own callbacks that write
-files, print or post are set by the table below, so their files need no change. Callbacks
-that decide something every rank needs (``EarlyStopping``, ``TerminateOnNaN``, learning-rate
-schedules, ``SwapEMAWeights``, ``History``) run on every rank: their logs are the same
-everywhere, since metric states are summed over ranks before logs are built.
+What a callback does is declared on its class, so a user's callback declares it the same way
+(see :class:`cadence.callbacks.Callback`):
 
-==========================================  ==============================================
-callback                                    hooks run on rank 0 only
-==========================================  ==============================================
-ProgbarLogger, CSVLogger, TensorBoard,      all
-MLflowLogger, MetricsLogger, RemoteMonitor
-ModelCheckpoint                             ``on_train_batch_end``, ``on_epoch_end`` (the
-                                            saves; the direction is resolved everywhere)
-BackupAndRestore                            ``on_train_batch_end``, ``on_epoch_end``,
-                                            ``on_train_end`` (writes and deletes; every
-                                            rank restores the backup in ``on_train_begin``)
-==========================================  ==============================================
+- ``writes_files = True``: every hook runs on rank 0 only (cadence's ProgbarLogger, CSVLogger,
+  TensorBoard, MLflowLogger, MetricsLogger, RemoteMonitor); a set of hook names: those hooks run
+  on rank 0 only (ModelCheckpoint's saving hooks; BackupAndRestore's writing and deleting hooks,
+  every rank restoring the backup in ``on_train_begin``); ``False`` (the default): every rank.
+- ``rank_zero_only``, set by :func:`cadence.distributed.rank_zero_only` used as a class
+  decorator (or by hand, ``True`` or a set of hook names), says the same and wins over
+  ``writes_files``.
 
-A skipped hook still counts for building logs, so every rank converts (and all-reduces) the
-same logs at the same points.
+Callbacks that decide something every rank needs (``EarlyStopping``, ``TerminateOnNaN``,
+learning-rate schedules, ``SwapEMAWeights``, ``History``) run on every rank: their logs are the
+same everywhere, since metric states are summed over ranks before logs are built. A skipped hook
+still counts for building logs, so every rank converts (and all-reduces) the same logs at the
+same points.
 
 Agreeing to stop
 ================
 
 ``model.stop_training`` is made the same on every rank (True when any rank set it) after
-``on_epoch_end`` of every epoch, and after every training batch when some callback that may
-stop training overrides ``on_train_batch_begin``/``on_train_batch_end`` (``TerminateOnNaN``,
-``LambdaCallback``, your own). cadence's callbacks that never stop training are not counted,
-so with them alone there is no per-batch collective. Every rank then leaves the epoch after
-the same batch, and none waits forever for the others.
+``on_epoch_end`` of every epoch, and after every training batch when some callback whose class
+says ``may_stop_training = True`` (the default: ``TerminateOnNaN``, ``LambdaCallback``, your own)
+overrides ``on_train_batch_begin``/``on_train_batch_end``
+(:meth:`cadence.callbacks.CallbackList.may_stop_each_batch`). cadence's callbacks that never
+stop training say ``may_stop_training = False``, so with them alone there is no per-batch
+collective. Every rank then leaves the epoch after the same batch, and none waits forever for
+the others.
 """
 
 from __future__ import annotations
@@ -43,97 +39,49 @@ from typing import Any
 
 from cadence.distributed import core
 
-_ALL = None
 
-#: cadence callbacks (by class name, defined under ``cadence.callbacks``) and the hooks that
-#: run on rank 0 only (``None``: all of them).
-RANK_ZERO_HOOKS: dict[str, frozenset[str] | None] = {
-    "ProgbarLogger": _ALL,
-    "CSVLogger": _ALL,
-    "TensorBoard": _ALL,
-    "MLflowLogger": _ALL,
-    "MetricsLogger": _ALL,
-    "RemoteMonitor": _ALL,
-    "ModelCheckpoint": frozenset({"on_train_batch_end", "on_batch_end", "on_epoch_end"}),
-    "BackupAndRestore": frozenset(
-        {"on_train_batch_end", "on_batch_end", "on_epoch_end", "on_train_end"}
-    ),
-}
+def rank_zero_hooks(callback: Any) -> bool | frozenset[str]:
+    """Return which of ``callback``'s hooks run on rank 0 only: all (True), none (False), or a set.
 
-#: cadence callbacks that never set ``model.stop_training``.
-NEVER_STOP = frozenset({
-    "ProgbarLogger", "History", "CSVLogger", "TensorBoard", "MLflowLogger", "MetricsLogger",
-    "RemoteMonitor", "ModelCheckpoint", "BackupAndRestore", "SwapEMAWeights",
-    "LearningRateScheduler", "HyperparameterScheduler", "TorchScheduler", "ReduceLROnPlateau",
-})
-
-_TRAIN_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end")
-
-
-def _builtin(callback: Any, names: Any) -> str | None:
-    """Return the name of the cadence callback class ``callback`` is (or derives from)."""
-    for cls in type(callback).__mro__:
-        if cls.__module__.startswith("cadence.callbacks.") and cls.__name__ in names:
-            return cls.__name__
-    return None
+    Read from the class attributes ``rank_zero_only`` (when set) or ``writes_files``; an object
+    that declares neither runs everywhere.
+    """
+    cls = type(callback)
+    declared = getattr(cls, "rank_zero_only", None)
+    if declared is None:
+        declared = getattr(cls, "writes_files", False)
+    if isinstance(declared, bool):
+        return declared
+    if isinstance(declared, str):
+        raise TypeError(
+            f"{cls.__name__}.writes_files / rank_zero_only must be True, False or a set of hook "
+            f"names; received the string {declared!r}."
+        )
+    return frozenset(declared)
 
 
 def runs_on_this_rank(callback: Any, hook: str) -> bool:
     """Return whether ``callback``'s ``hook`` runs on this rank (always, in one process)."""
     if core.is_rank_zero():
         return True
-    declared = getattr(type(callback), "rank_zero_only", None)
-    if declared is None:
-        name = _builtin(callback, RANK_ZERO_HOOKS)
-        if name is None:
-            return True
-        hooks = RANK_ZERO_HOOKS[name]
-        return hooks is not None and hook not in hooks
-    if isinstance(declared, bool):
-        return not declared
-    return hook not in set(declared)
-
-
-def needs_plain_logs(callbacks: Any, hook: str) -> bool:
-    """Return whether some callback needs ``hook``'s logs as floats (not the lazy view).
-
-    ``fit`` then sums the metric states over ranks for that hook at every batch (the same on
-    every rank, since a skipped rank-zero hook still counts), so those logs hold global
-    values. Callbacks that read the lazy view (the progress bar, TensorBoard) see this rank's
-    own running values between two epoch ends.
-    """
-    from cadence.callbacks.callback import overrides
-
-    return any(
-        overrides(callback, hook) and callback.wants_hook(hook)
-        and not getattr(callback, "accepts_lazy_logs", False)
-        for callback in callbacks
-    )
-
-
-def may_stop_each_batch(callbacks: Any) -> bool:
-    """Return whether a callback that may stop training overrides a training-batch hook."""
-    from cadence.callbacks.callback import overrides
-
-    for callback in callbacks:
-        if _builtin(callback, NEVER_STOP) is not None:
-            continue
-        if any(overrides(callback, hook) for hook in _TRAIN_BATCH_HOOKS):
-            return True
-    return False
+    hooks = rank_zero_hooks(callback)
+    if isinstance(hooks, bool):
+        return not hooks
+    return hook not in hooks
 
 
 class StopAgreement:
     """Make ``model.stop_training`` the same on every rank, at the points every rank reaches.
 
     Args:
-        callbacks: The run's callbacks (decides whether to agree after every batch).
         model: The model whose ``stop_training`` is agreed.
+        each_batch: Whether to agree after every training batch too
+            (:meth:`cadence.callbacks.CallbackList.may_stop_each_batch`).
     """
 
-    def __init__(self, callbacks: Any, model: Any) -> None:
+    def __init__(self, model: Any, each_batch: bool) -> None:
         self.model = model
-        self.each_batch = may_stop_each_batch(callbacks)
+        self.each_batch = bool(each_batch)
 
     def after_batch(self) -> bool:
         """Return whether every rank leaves the epoch now (agreed when it can change per batch)."""

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from cadence.distributed import core
-from cadence.trainer.logs import MetricLogs, to_python
+from cadence.logs import MetricLogs, to_python
 
 
 def reduce_logs(model: Any, logs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def reduce_logs(model: Any, logs: Mapping[str, Any] | None) -> dict[str, Any]:
 
     Args:
         model: The model whose ``metrics`` produced the logs.
-        logs: A lazy :class:`~cadence.trainer.logs.MetricLogs`, a mapping, or ``None``.
+        logs: A lazy :class:`~cadence.logs.MetricLogs`, a mapping, or ``None``.
 
     Returns:
         A new ``dict`` of Python values, the same on every rank.

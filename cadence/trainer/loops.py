@@ -40,9 +40,9 @@ from cadence.data.class_weight import (
     check_class_weight,
     sample_weight_from_class_weight,
 )
+from cadence.logs import to_python
 from cadence.optimizers import OptimizerMixin
 from cadence.trainer import arguments, preemption, step_plan
-from cadence.trainer.logs import to_python
 from cadence.trainer.state import TrainState
 
 
@@ -66,6 +66,31 @@ def _read_logs(model: Any, logs: Any, several: bool) -> dict[str, Any]:
     """Return the logs of an epoch or an evaluation as floats (over all ranks in several)."""
     logs = logs if logs is not None else model.get_metrics_result()
     return distributed.reduce_logs(model, logs) if several else to_python(logs)
+
+
+def _keras2_params(model: Any, adapter: Any, do_validation: bool) -> dict[str, Any]:
+    """Return tf.keras 2's extra ``params`` that ``fit`` knows: batch size, samples, validation.
+
+    ``metrics`` (the log keys, ``val_`` ones included) is there when the model's metrics are
+    already built; else :func:`_metric_names` fills it in after the first training step.
+    """
+    params: dict[str, Any] = {"do_validation": do_validation}
+    samples = getattr(adapter, "num_samples", None)
+    batch_size = getattr(adapter, "batch_size", None)
+    if isinstance(samples, int):
+        params["samples"] = samples
+    if isinstance(batch_size, int):
+        params["batch_size"] = batch_size
+    parts = (model._compiled_loss, model._compiled_metrics)
+    if all(part is None or part.built for part in parts):
+        params["metrics"] = _metric_names(model, do_validation)
+    return params
+
+
+def _metric_names(model: Any, do_validation: bool) -> list[str]:
+    """Return tf.keras 2's ``params["metrics"]``: the log keys, ``val_`` ones included."""
+    names = list(model.metrics_names)
+    return names + [f"val_{name}" for name in names] if do_validation else names
 
 
 def _with_class_weight(batch: Any, table: dict[int, float]) -> Any:
@@ -139,9 +164,10 @@ def fit(
     callback_list = CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         profile=profile_callbacks, epochs=epochs, steps=iterator.steps, verbose=verbose,
+        **_keras2_params(model, adapter, validation is not None),
     )
-    state.callbacks = callback_list
-    model._train_state = state
+    state.scaler = model._scaler
+    callback_list.set_run(state)
     model.stop_training = False
     model.train()
     model.optimizer.zero_grad(set_to_none=True)
@@ -150,8 +176,8 @@ def fit(
     stop = reduce_batch = None
     if several:
         distributed.wrap_model(model)
-        stop = distributed.StopAgreement(callback_list, model)
-        reduce_batch = distributed.needs_plain_logs(callback_list, "on_train_batch_end")
+        stop = distributed.StopAgreement(model, callback_list.may_stop_each_batch())
+        reduce_batch = callback_list.needs_plain_logs("on_train_batch_end")
     train_step = step_plan.train_function(model)
     with preemption.guard(model, callback_list, state) as preempt:  # SIGTERM: back up, exit.
         callback_list.on_train_begin()
@@ -178,6 +204,8 @@ def fit(
                 if table is not None:
                     batch = _with_class_weight(batch, table)
                 logs = train_step(batch if move is None else move(batch))
+                if "metrics" not in callback_list.params:  # Built by the run's first step.
+                    callback_list.params["metrics"] = _metric_names(model, validation is not None)
                 state.step_in_epoch += 1
                 state.global_step += 1
                 if hooked:

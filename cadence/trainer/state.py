@@ -1,4 +1,4 @@
-"""TrainState: where a training run is (epoch, batch, step, data position, RNG states)."""
+"""TrainState: the run's one state object (position, data, RNG, scaler, accumulation, callbacks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,24 @@ from typing import Any
 import numpy as np
 import torch
 
-_KEYS = ("epoch", "step_in_epoch", "global_step", "data_seed", "data_position", "rng")
+from cadence.logs import plain_numbers
+
+#: The keys of :meth:`TrainState.state_dict`.
+KEYS = (
+    "callbacks",
+    "data_position",
+    "data_seed",
+    "data_state",
+    "epoch",
+    "epoch_logs",
+    "global_step",
+    "micro_step",
+    "rng",
+    "scaler",
+    "step_in_epoch",
+)
+_COUNTERS = ("epoch", "step_in_epoch", "global_step", "micro_step", "data_seed")
+_RNG_KEYS = ("python", "numpy", "torch")
 
 
 def capture_rng_states() -> dict[str, Any]:
@@ -63,13 +80,15 @@ def _data_source(iterator: Any) -> Any:
 
 
 class TrainState:
-    """The position of a training run, resumable exactly.
+    """The run's one state object: where training is, and everything needed to resume it exactly.
 
-    ``fit`` creates one per run (``model._train_state``); :class:`~cadence.callbacks.BackupAndRestore`
-    saves its :meth:`state_dict` and restores it with :meth:`load_state_dict` in
-    ``on_train_begin``, and the loop then continues from :attr:`epoch` and
-    :attr:`step_in_epoch`: mid-epoch, without a second ``on_epoch_begin``, at the next batch of
-    the same data order.
+    ``fit`` creates one per run and hands it to every callback with
+    :meth:`~cadence.callbacks.CallbackList.set_run` (a callback reads it as ``self.run``).
+    :class:`~cadence.callbacks.BackupAndRestore` saves :meth:`state_dict` with the model's
+    weights, optimizer and metric states, checks a saved one with :meth:`check_state_dict` and
+    restores it with :meth:`load_state_dict` in ``on_train_begin``; the loop then continues from
+    :attr:`epoch` and :attr:`step_in_epoch`: mid-epoch, without a second ``on_epoch_begin``, at
+    the next batch of the same data order.
 
     Attributes:
         epoch: Epochs completed (the index of the epoch being run or to run next).
@@ -79,8 +98,11 @@ class TrainState:
         epoch_iterator: The run's :class:`~cadence.data.EpochIterator` (its position is saved).
         epoch_logs: The logs of the last completed epoch (what ``on_train_end`` receives), or
             ``None``.
-        callbacks: The run's :class:`~cadence.callbacks.CallbackList`, so that a backup can save
-            every callback's state.
+        scaler: The run's ``torch.amp.GradScaler`` (mixed precision), or ``None``.
+        micro_step: Backward passes done by the training step since the run began (with
+            gradient accumulation, an optimizer step falls every ``accumulation`` of them).
+        callbacks: The run's :class:`~cadence.callbacks.CallbackList` (set by its ``set_run``),
+            whose callbacks' states are part of :meth:`state_dict`.
         restored: Whether :meth:`load_state_dict` was called in this run.
     """
 
@@ -91,88 +113,160 @@ class TrainState:
         self.data_seed = data_seed
         self.epoch_iterator: Any = None
         self.epoch_logs: dict[str, Any] | None = None
+        self.scaler: Any = None
+        self.micro_step = 0
         self.callbacks: Any = None
         self.restored = False
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the position, the data order and the RNG states.
+        """Return the whole state of the run (the model's weights and optimizer aside).
 
-        A ``Sequence`` (or map-style ``Dataset``) given to ``fit`` that defines ``state_dict()``
-        and ``load_state_dict()`` has its state saved too (under ``"data_state"``).
+        Keys (:data:`KEYS`): ``epoch``, ``step_in_epoch``, ``global_step`` and ``micro_step``
+        (ints), ``data_seed``, ``data_position`` (the epoch iterator's position), ``data_state``
+        (the ``state_dict()`` of a ``Sequence`` or map-style ``Dataset`` given to ``fit`` that
+        defines ``state_dict()`` and ``load_state_dict()``, else ``None``), ``epoch_logs``,
+        ``rng`` (Python, numpy, torch and CUDA generators), ``scaler`` (the gradient scaler's
+        state, or ``None``) and ``callbacks`` (:meth:`CallbackList.state_dict
+        <cadence.callbacks.CallbackList.state_dict>`: each stateful callback's state by its
+        ``state_key``).
         """
         iterator = self.epoch_iterator
         position = iterator.state_dict() if iterator is not None else {}
         source = _data_source(iterator)
         return {
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "data_seed": self.data_seed,
+            "callbacks": self.callbacks.state_dict() if self.callbacks is not None else {},
             "data_position": position,
+            "data_seed": self.data_seed,
             "data_state": source.state_dict() if source is not None else None,
-            "epoch_logs": _plain_logs(self.epoch_logs),
+            "epoch": self.epoch,
+            "epoch_logs": _epoch_logs(self.epoch_logs),
+            "global_step": self.global_step,
+            "micro_step": self.micro_step,
             "rng": capture_rng_states(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "step_in_epoch": self.step_in_epoch,
         }
 
+    def check_state_dict(self, state: Any, source: str = "the training state") -> None:
+        """Raise a ``ValueError`` unless ``state`` can be loaded into this run; load nothing.
+
+        Checks every key of :meth:`state_dict` and its value: the counters are ints >= 0 (not
+        bools) with ``step_in_epoch <= global_step``; ``data_position`` is a dict;
+        ``epoch_logs`` is ``None`` or a dict; ``rng`` holds the Python, numpy and torch
+        states; ``scaler`` is a dict exactly when this run has a gradient scaler; and
+        ``callbacks`` matches this run's callbacks one by one (by ``state_key``).
+
+        Args:
+            state: A dict from :meth:`state_dict` (possibly read from a file).
+            source: What ``state`` is, for messages (``"the training state of 'backup.cadence'"``).
+        """
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"Cannot restore {source}: expected the dict written by TrainState.state_dict(); "
+                f"received {type(state).__name__}."
+            )
+        missing = [key for key in KEYS if key not in state]
+        if missing:
+            raise ValueError(
+                f"Cannot restore {source}: it lacks the keys {missing}; expected the keys "
+                f"{list(KEYS)} written by TrainState.state_dict()."
+            )
+        for key in _COUNTERS:
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"Cannot restore {source}: {key} must be an int >= 0; received {value!r}."
+                )
+        if state["step_in_epoch"] > state["global_step"]:
+            raise ValueError(
+                f"Cannot restore {source}: step_in_epoch={state['step_in_epoch']} exceeds "
+                f"global_step={state['global_step']}."
+            )
+        for key, allowed in (("data_position", (dict,)), ("epoch_logs", (dict, type(None)))):
+            if not isinstance(state[key], allowed):
+                raise ValueError(
+                    f"Cannot restore {source}: {key} must be "
+                    f"{'a dict' if key == 'data_position' else 'None or a dict'}; received "
+                    f"{type(state[key]).__name__}."
+                )
+        rng = state["rng"]
+        if not isinstance(rng, dict) or any(key not in rng for key in _RNG_KEYS):
+            raise ValueError(
+                f"Cannot restore {source}: rng must be a dict with the states {list(_RNG_KEYS)}; "
+                f"received {sorted(rng) if isinstance(rng, dict) else type(rng).__name__}."
+            )
+        if not isinstance(rng["torch"], torch.Tensor) or rng["torch"].dtype != torch.uint8:
+            raise ValueError(
+                f"Cannot restore {source}: rng['torch'] must be a uint8 tensor (torch's generator "
+                f"state); received {type(rng['torch']).__name__}."
+            )
+        saved_scaler = state["scaler"]
+        if saved_scaler is not None and not isinstance(saved_scaler, dict):
+            raise ValueError(
+                f"Cannot restore {source}: scaler must be None or a dict; received "
+                f"{type(saved_scaler).__name__}."
+            )
+        if (saved_scaler is None) != (self.scaler is None):
+            raise ValueError(
+                f"Cannot restore {source}: it was written by a run "
+                f"{'without' if saved_scaler is None else 'with'} a gradient scaler and this run "
+                f"has {'one' if saved_scaler is None else 'none'}. Compile with the same precision."
+            )
+        if self.callbacks is not None:
+            try:
+                self.callbacks.check_state_dict(state["callbacks"])
+            except ValueError as error:
+                raise ValueError(f"Cannot restore {source}: {error}") from error
+        elif state["callbacks"]:
+            raise ValueError(
+                f"Cannot restore {source}: it holds callback states "
+                f"{sorted(state['callbacks'])} and this run has no callback list."
+            )
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a position, data order and RNG states; the loop resumes from there.
+        """Check ``state`` with :meth:`check_state_dict`, then restore all of it; RNG states last.
+
+        The callbacks' states, the position, data order, the data source's own state, the
+        gradient scaler and the accumulation counter; the loop resumes from there.
 
         Raises:
-            ValueError: If ``state`` lacks one of the keys :meth:`state_dict` writes; nothing is
-                changed then.
+            ValueError: If ``state`` does not fit this run; nothing is changed then.
         """
-        check_state_dict(state)
-        self.epoch = int(state["epoch"])
-        self.step_in_epoch = int(state["step_in_epoch"])
-        self.global_step = int(state["global_step"])
-        self.data_seed = int(state["data_seed"])
-        logs = state.get("epoch_logs")
+        self.check_state_dict(state)
+        if self.callbacks is not None:
+            self.callbacks.load_state_dict(state["callbacks"])
+        self.epoch = state["epoch"]
+        self.step_in_epoch = state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self.micro_step = state["micro_step"]
+        self.data_seed = state["data_seed"]
+        logs = state["epoch_logs"]
         self.epoch_logs = dict(logs) if logs is not None else None
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
         if self.epoch_iterator is not None:
             self.epoch_iterator.set_seed(self.data_seed)
             if state["data_position"]:
                 self.epoch_iterator.load_state_dict(state["data_position"])
         source = _data_source(self.epoch_iterator)
-        if source is not None and state.get("data_state") is not None:
+        if source is not None and state["data_state"] is not None:
             source.load_state_dict(state["data_state"])
         restore_rng_states(state["rng"])
         self.restored = True
 
 
-def check_state_dict(state: Any, source: str = "the training state") -> None:
-    """Raise a ``ValueError`` if ``state`` is not a whole, valid state of :meth:`TrainState.state_dict`.
-
-    It must have every key that method writes, and a position of non-negative integers.
-    """
-    missing = [key for key in _KEYS if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise ValueError(
-            f"Cannot restore {source}: it lacks the keys {missing}; expected the keys "
-            f"{list(_KEYS)} written by TrainState.state_dict()."
-        )
-    for key in ("epoch", "step_in_epoch", "global_step"):
-        value = state[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(
-                f"Cannot restore {source}: {key}={value!r}; expected a non-negative integer."
-            )
-
-
-def _plain_logs(logs: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Return epoch logs with number-like values (numpy scalars, ...) as Python numbers."""
+def _epoch_logs(logs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Return epoch logs with number-like values as Python numbers, dropping what is not one."""
     if logs is None:
         return None
     plain: dict[str, Any] = {}
-    for key, value in logs.items():
-        if value is None or isinstance(value, str):
-            plain[key] = None if value is None else str(value)
-        elif isinstance(value, bool | int):
-            plain[key] = bool(value) if isinstance(value, bool) else int(value)
+    for key, value in plain_numbers(dict(logs)).items():
+        if value is None or isinstance(value, str | bool | int | float):
+            plain[key] = value
         elif isinstance(value, torch.Tensor) and value.numel() == 1:
             plain[key] = value.item()
-        else:
-            try:
-                plain[key] = float(value)
-            except (TypeError, ValueError):
-                continue  # Not a number: on_train_end of a resumed run goes without it.
+        elif isinstance(value, np.ndarray) and value.size == 1:
+            plain[key] = value.item()
+        # Anything else (an array, an object) is not a number: on_train_end of a resumed run
+        # goes without it.
     return plain

@@ -29,7 +29,7 @@ class Crash(Callback):
         self.at = at
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.model._train_state.global_step == self.at:
+        if self.run.global_step == self.at:
             raise RuntimeError("crash")
 
 
@@ -47,7 +47,7 @@ class Recorder(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.calls.append(("batch_end", batch))
-        self.batch_logs[self.model._train_state.global_step] = dict(logs)
+        self.batch_logs[self.run.global_step] = dict(logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self.calls.append(("epoch_end", epoch))
@@ -135,9 +135,9 @@ def test_backup_at_epoch_end_holds_every_callbacks_epoch_end(tmp_path):
         make().fit(X, Y, batch_size=8, epochs=3, verbose=0, validation_split=0.2,
                    callbacks=[BackupAndRestore(tmp_path), early, Raise()])
     saved = io.load_state(tmp_path / "backup.cadence")
-    assert saved["callbacks"]["History"]["epoch"] == [0]
+    assert saved["train_state"]["callbacks"]["History"]["epoch"] == [0]
     assert saved["train_state"]["epoch"] == 1 and saved["train_state"]["step_in_epoch"] == 0
-    assert sorted(saved["callbacks"]) == ["EarlyStopping", "History"]
+    assert sorted(saved["train_state"]["callbacks"]) == ["EarlyStopping(monitor='val_loss')", "History"]
 
 
 def test_restore_runs_before_every_other_on_train_begin(tmp_path):
@@ -145,7 +145,7 @@ def test_restore_runs_before_every_other_on_train_begin(tmp_path):
 
     class Reader(Callback):
         def on_train_begin(self, logs=None):
-            seen.append(self.model._train_state.restored)
+            seen.append(self.run.restored)
 
     with pytest.raises(RuntimeError, match="crash"):
         fit(make(), BackupAndRestore(tmp_path, save_freq=2), [Reader(), Crash(3)])
@@ -257,8 +257,9 @@ def test_a_backup_of_another_layout_is_refused_before_anything_changes(tmp_path,
 def test_a_backup_of_other_callbacks_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match="crash"):
         fit(make(), BackupAndRestore(tmp_path, save_freq=2), [Crash(3), EarlyStopping(patience=2)])
-    with pytest.raises(ValueError, match=r"written by a run with other callbacks: it holds states for "
-                                         r"\['EarlyStopping'\], which this run does not have"):
+    with pytest.raises(ValueError, match=r"The saved callback states do not match this run's callbacks: there are "
+                                         r"saved states for \[\"EarlyStopping\(monitor='val_loss'\)\"\], which this "
+                                         r"run does not have\. This run's callbacks with a state are \['History'\]\."):
         fit(make(), BackupAndRestore(tmp_path, save_freq=2))
 
 
@@ -279,8 +280,8 @@ def test_callbacks_sharing_a_state_key_get_numbered_keys(tmp_path):
 
     with pytest.raises(RuntimeError, match="crash"):
         fit(make(), BackupAndRestore(tmp_path, save_freq=2), [Counter(1), Counter(10), Crash(5)])
-    saved = io.load_state(tmp_path / "backup.cadence")["callbacks"]
-    assert saved["Counter"] == {"count": 4} and saved["Counter_1"] == {"count": 40}
+    saved = io.load_state(tmp_path / "backup.cadence")["train_state"]["callbacks"]
+    assert saved["Counter"] == {"count": 4} and saved["Counter#2"] == {"count": 40}
     counters = [Counter(1), Counter(10)]
     fit(make(), BackupAndRestore(tmp_path, save_freq=2), counters)
     assert [c.count for c in counters] == [15, 150]  # 3 epochs of 5 batches, none counted twice.
@@ -333,7 +334,7 @@ def test_state_that_cannot_be_saved_names_its_path(tmp_path):
         def state_dict(self):
             return {"array": np.zeros(2), "thing": object()}
 
-    with pytest.raises(TypeError, match=r"value at 'callbacks.Holder.thing' has type 'object'"):
+    with pytest.raises(TypeError, match=r"value at 'train_state.callbacks.Holder.thing' has type 'object'"):
         fit(make(), BackupAndRestore(tmp_path), [Holder()], epochs=1)
 
 
@@ -386,7 +387,7 @@ def test_a_backup_with_impossible_values_is_refused_before_anything_loads(tmp_pa
         fit(make(), BackupAndRestore(tmp_path, save_freq=2), [Crash(4)])
     _tamper(tmp_path, lambda payload: payload["train_state"].update(epoch=-5))
     model = make()
-    with pytest.raises(ValueError, match=r"^Cannot restore the training state of '.*backup\.cadence': epoch=-5; expected a non-negative integer\."):
+    with pytest.raises(ValueError, match=r"^Cannot restore the training state of '.*backup\.cadence': epoch must be an int >= 0; received -5\."):
         fit(model, BackupAndRestore(tmp_path, save_freq=2))
     _untouched(model)
 
@@ -399,13 +400,13 @@ def test_a_malformed_callback_state_is_refused_before_weights_and_optimizer_load
     written = csv_path.read_bytes()
 
     def break_rows(payload):
-        (key,) = [k for k in payload["callbacks"] if k.startswith("CSVLogger")]
-        payload["callbacks"][key]["rows"] = [{"epoch": 0}]
+        (key,) = [k for k in payload["train_state"]["callbacks"] if k.startswith("CSVLogger")]
+        payload["train_state"]["callbacks"][key]["rows"] = [{"epoch": 0}]
 
     _tamper(tmp_path / "b", break_rows)
     model = make()
     with pytest.raises(ValueError, match=(
-        r"backup\.cadence': the state of callback 'CSVLogger.*' is malformed: row 0 must be a dict "
+        r"backup\.cadence': The saved state of callback CSVLogger\(filename='.*log\.csv'\) is malformed: row 0 must be a dict "
         r"of strings to strings; received \{'epoch': 0\}\n"
     )):
         fit(model, BackupAndRestore(tmp_path / "b", save_freq="epoch"),
@@ -425,8 +426,8 @@ def test_numpy_values_in_logs_are_backed_up_as_numbers_and_lists(tmp_path):
         fit(make(), BackupAndRestore(tmp_path, save_freq="epoch", delete_checkpoint=False),
             [AddNumpy(), Crash(7)])
     payload = io.load_state(tmp_path / "backup.cadence")
-    (key,) = [k for k in payload["callbacks"] if k.startswith("History")]
-    history = payload["callbacks"][key]
+    (key,) = [k for k in payload["train_state"]["callbacks"] if k.startswith("History")]
+    history = payload["train_state"]["callbacks"][key]
     found = {name: history["history"][name] for name in ("vector", "scalar", "count")}
     assert found == {"vector": [[1.5, 2.5]], "scalar": [0.25], "count": [3]}
     assert type(found["count"][0]) is int and type(found["scalar"][0]) is float

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 import cadence
+from cadence import logs as logs_module
 from cadence.callbacks import Callback, CallbackList, History, ProgbarLogger, timing
 from cadence.callbacks import callback_list as callback_list_module
-from cadence.trainer import logs as logs_module
 
 
 def tiny_model():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from cadence.callbacks.log_values import check_log_keys, plain_numpy, plain_value
+from cadence.callbacks.log_values import check_log_keys, plain_value
+from cadence.logs import plain_numbers
 
 
 def test_plain_value_makes_numbers_and_lists():
@@ -20,9 +21,9 @@ def test_plain_value_makes_numbers_and_lists():
     assert plain_value("text") == "text" and plain_value(None) is None
 
 
-def test_plain_numpy_keeps_tensors_and_structure():
+def test_plain_numbers_makes_numpy_arrays_lists_and_keeps_tensors_and_structure():
     tensor = torch.ones(2)
-    found = plain_numpy({"a": [np.float64(1.0), (np.array([1, 2]),)], "t": tensor})
+    found = plain_numbers({"a": [np.float64(1.0), (np.array([1, 2]),)], "t": tensor})
     assert found == {"a": [1.0, ([1, 2],)], "t": tensor} and found["t"] is tensor
 
 

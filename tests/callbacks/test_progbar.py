@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 import cadence
+from cadence import logs as logs_module
 from cadence import metrics
 from cadence.callbacks import ProgbarLogger
 from cadence.callbacks import progbar as progbar_module
-from cadence.trainer import logs as logs_module
-from cadence.trainer.logs import MetricLogs
+from cadence.logs import MetricLogs
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 BAR = "━" * 20

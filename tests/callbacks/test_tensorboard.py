@@ -10,10 +10,10 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import cadence
+from cadence import logs as logs_module
 from cadence.callbacks import Callback
 from cadence.callbacks.tensorboard import TensorBoard
 from cadence.extras import MissingExtraError
-from cadence.trainer import logs as logs_module
 
 # 48 training samples in batches of 16 (3 batches per epoch), 16 for validation.
 X = np.random.default_rng(0).random((64, 4), dtype=np.float32)

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 import cadence
+from cadence import logs as logs_module
 from cadence.callbacks import LambdaCallback, TerminateOnNaN
-from cadence.trainer import logs as logs_module
 
 
 def make_model():

@@ -10,8 +10,8 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 import cadence
+from cadence import logs as logs_module
 from cadence.callbacks import Callback, CallbackList, TorchScheduler
-from cadence.trainer import logs as logs_module
 
 X = torch.arange(48, dtype=torch.float32).reshape(16, 3) / 48
 Y = X.sum(dim=1, keepdim=True)

@@ -167,10 +167,16 @@ def test_multi_input_structure_reaches_forward_as_one_argument(structure):
     assert model.received == [structure] * 4
 
 
+class _RunKeeper(cadence.callbacks.Callback):
+    """Keeps the run's state that fit hands to callbacks (self.run)."""
+
+
 def test_shuffle_is_a_seeded_permutation_per_pass_and_validation_split_takes_the_last_samples():
     model = compiled()
-    history = model.fit(X, Y, batch_size=BATCH, epochs=3, shuffle=True, validation_split=0.2, verbose=0)
-    seed = model._train_state.data_seed
+    run = _RunKeeper()
+    history = model.fit(X, Y, batch_size=BATCH, epochs=3, shuffle=True, validation_split=0.2, verbose=0,
+                        callbacks=[run])
+    seed = run.run.data_seed
     train = model.seen["train"]
     assert [len(b) for b in train] == [4, 4] * 3
     for epoch in range(3):

@@ -137,7 +137,7 @@ class KillAt(callbacks.Callback):
         self.step = step
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.model._train_state.global_step == self.step:
+        if self.run.global_step == self.step:
             sys.stdout.flush()
             os._exit(3)
 

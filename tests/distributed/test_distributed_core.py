@@ -15,7 +15,6 @@ from cadence import callbacks, distributed
 from cadence.data import ArrayAdapter, DataLoaderAdapter, Sequence, SequenceAdapter
 from cadence.data.adapters import pass_generator
 from cadence.distributed import core
-from cadence.distributed.callbacks import may_stop_each_batch, needs_plain_logs
 from cadence.distributed.sharding import shard_order
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -106,27 +105,6 @@ def test_which_hooks_run_on_other_ranks(rank_one_of_two, tmp_path):
 def test_every_hook_runs_on_rank_zero(tmp_path):
     assert distributed.runs_on_this_rank(callbacks.CSVLogger(str(tmp_path / "log.csv")), "on_epoch_end")
     assert distributed.runs_on_this_rank(Whole(), "on_epoch_end")
-
-
-class BatchStopper(callbacks.Callback):
-    def on_batch_end(self, batch, logs=None):
-        self.model.stop_training = True
-
-
-def test_stop_is_agreed_per_batch_only_when_a_callback_may_stop_in_a_batch_hook(tmp_path):
-    quiet = [callbacks.ProgbarLogger(), callbacks.History(), callbacks.EarlyStopping(),
-             callbacks.BackupAndRestore(str(tmp_path)), callbacks.TensorBoard(str(tmp_path / "tb"))]
-    assert not may_stop_each_batch(quiet)
-    assert may_stop_each_batch([*quiet, callbacks.TerminateOnNaN()])
-    assert may_stop_each_batch([BatchStopper()])
-    assert needs_plain_logs([BatchStopper()], "on_train_batch_end")
-    assert not needs_plain_logs([callbacks.ProgbarLogger(), callbacks.TerminateOnNaN()], "on_train_batch_end")
-
-    class Idle(BatchStopper):  # Overrides the hook but says its settings ignore it.
-        def wants_hook(self, hook):
-            return False
-
-    assert not needs_plain_logs([Idle()], "on_train_batch_end")
 
 
 @pytest.mark.parametrize("count", [1, 5, 8, 9])

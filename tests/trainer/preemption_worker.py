@@ -31,7 +31,7 @@ class Progress(callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
-        print(f"B {self.model._train_state.global_step}", flush=True)
+        print(f"B {self.run.global_step}", flush=True)
         if self.batches == self.signal_at:
             os.kill(os.getpid(), signal.SIGTERM)
 
