@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from cadence import io
+
 
 class WeightsMixin:
-    """``get_weights`` / ``set_weights`` / ``save_weights`` / ``load_weights`` / ``save`` for a Model.
+    """``get_weights`` / ``set_weights`` / ``save_weights`` / ``load_weights`` for a Model.
 
     Mixed into :class:`cadence.Model` ahead of ``torch.nn.Module``; it uses only the module's
     ``state_dict`` and ``load_state_dict``.
@@ -43,8 +45,6 @@ class WeightsMixin:
 
     def save_weights(self, filepath: Any) -> None:
         """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix."""
-        from cadence import io
-
         io.save_weights_file(self.state_dict(), str(filepath))
 
     def load_weights(self, filepath: Any) -> None:
@@ -53,15 +53,7 @@ class WeightsMixin:
         A full checkpoint of ``ModelCheckpoint`` (a dict whose ``"model"`` entry is the
         ``state_dict``) is accepted too: its model weights are loaded.
         """
-        from cadence import io
-
         state = io.load_weights_file(str(filepath))
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
         self.load_state_dict(state)
-
-    def save(self, filepath: Any) -> None:
-        """Save weights, optimizer state and compile config atomically (see :mod:`cadence.saving`)."""
-        from cadence import saving
-
-        saving.save_model(self, filepath)

@@ -86,12 +86,7 @@ class Metric:
                 name: torch.zeros((), dtype=self._state_dtypes.get(name, dtype), device=self._device)
                 for name in self._state_names
             }
-        self._flush_host_state()
         return self._states
-
-    def _flush_host_state(self) -> None:
-        """Fold state kept on the host (see `Mean`'s sample count) into the state tensors."""
-
 
     def update_state(self, *args: Any, **kwargs: Any) -> None:
         """Accumulates statistics from one batch.
@@ -124,8 +119,6 @@ class Metric:
         Returns:
             This metric.
         """
-        if self._states:
-            self._flush_host_state()
         self._device = torch.device(device)
         if self._device.type == "cuda" and self._device.index is None:
             self._device = torch.device("cuda", torch.cuda.current_device())

@@ -65,7 +65,7 @@ def _data_source(iterator: Any) -> Any:
 class TrainState:
     """The position of a training run, resumable exactly.
 
-    ``fit`` creates one per run (``model._train_state``); :class:`~cadence.callbacks.BackupAndRestore`
+    ``fit`` creates one per run; :class:`~cadence.callbacks.BackupAndRestore`
     saves its :meth:`state_dict` and restores it with :meth:`load_state_dict` in
     ``on_train_begin``, and the loop then continues from :attr:`epoch` and
     :attr:`step_in_epoch`: mid-epoch, without a second ``on_epoch_begin``, at the next batch of
@@ -82,9 +82,16 @@ class TrainState:
         callbacks: The run's :class:`~cadence.callbacks.CallbackList`, so that a backup can save
             every callback's state.
         restored: Whether :meth:`load_state_dict` was called in this run.
+        scaler: The run's ``torch.amp.GradScaler`` (``precision="16-mixed"``), or ``None``.
+        accumulation: Batches whose gradients are summed before each optimizer step
+            (``compile(gradient_accumulation_steps=...)``).
+        micro_step: Training batches backpropagated in this run; the optimizer steps when it
+            reaches a multiple of ``accumulation``.
     """
 
-    def __init__(self, epoch: int = 0, data_seed: int = 0) -> None:
+    def __init__(
+        self, epoch: int = 0, data_seed: int = 0, scaler: Any = None, accumulation: int = 1
+    ) -> None:
         self.epoch = epoch
         self.step_in_epoch = 0
         self.global_step = 0
@@ -93,6 +100,9 @@ class TrainState:
         self.epoch_logs: dict[str, Any] | None = None
         self.callbacks: Any = None
         self.restored = False
+        self.scaler = scaler
+        self.accumulation = accumulation
+        self.micro_step = 0
 
     def state_dict(self) -> dict[str, Any]:
         """Return the position, the data order and the RNG states.
