@@ -12,10 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cadence import distributed
+from cadence import distributed, saving
 from cadence import metrics as metrics_module
 from cadence import optimizers as optimizers_module
-from cadence import saving
 from cadence.data import tree
 from cadence.overriding import redefined_below
 from cadence.trainer import loops

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from torch import nn
 
 from cadence import io, losses
@@ -305,9 +304,9 @@ def _optimizer_names() -> set[str]:
 def load_model(filepath: Any, model: Any, compile: bool = True) -> Any:
     """Load a file written by ``model.save`` into ``model``, built by your code.
 
-    The weights are always loaded. The optimizer state is loaded into the model's optimizer when the model is compiled; an uncompiled model
-    is first compiled from the saved configuration when ``compile`` is True and that
-    configuration is made of names (``"adam"``, ``"mse"``, ``["accuracy"]``). Everything is
+    The weights are always loaded. The optimizer state is loaded into the model's optimizer
+    when the model is compiled; an uncompiled model is first compiled from the saved
+    configuration when ``compile`` is True and that configuration is made of names (``"adam"``, ``"mse"``, ``["accuracy"]``). Everything is
     checked before anything is changed. Loading uses ``weights_only=True``: a file holding a
     pickled object is refused.
 

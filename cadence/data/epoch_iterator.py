@@ -6,7 +6,6 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-
 #: Keras 3's warning when the data runs out before ``steps_per_epoch`` batches.
 RAN_OUT_WARNING = (
     "Your input ran out of data; interrupting training. Make sure that your dataset or "

@@ -4,7 +4,6 @@ from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
-from torch.nn import functional as F
 
 from cadence.losses import crossentropy, regression
 from cadence.losses.loss import Loss, ignored_fraction_scale

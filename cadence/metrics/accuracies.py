@@ -1,6 +1,5 @@
 """Accuracy metrics and their per-sample functions, named as in Keras."""
 
-from collections.abc import Callable
 from typing import Any
 
 import torch

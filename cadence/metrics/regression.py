@@ -1,12 +1,9 @@
 """Regression and crossentropy metrics: the loss functions, averaged over an epoch."""
 
-import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from cadence.losses import crossentropy, regression
 from cadence.losses.shapes import prepare_pair
