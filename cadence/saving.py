@@ -307,8 +307,8 @@ def load_model(filepath: Any, model: Any, compile: bool = True) -> Any:
     The weights are always loaded. The optimizer state is loaded into the model's optimizer
     when the model is compiled; an uncompiled model is first compiled from the saved
     configuration when ``compile`` is True and that configuration is made of names
-    (``"adam"``, ``"mse"``, ``["accuracy"]``). Everything is checked before anything is changed. Loading uses ``weights_only=True``: a file holding a
-    pickled object is refused.
+    (``"adam"``, ``"mse"``, ``["accuracy"]``). Everything is checked before anything is changed.
+    Loading uses ``weights_only=True``: a file holding a pickled object is refused.
 
     Args:
         filepath: The file written by :meth:`cadence.Model.save`.
