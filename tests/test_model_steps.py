@@ -143,7 +143,7 @@ class Seed003Ported(cadence.Model):
         trainable_vars = self.trainable_variables
         loss.backward()
         gradients = [v.grad for v in trainable_vars]
-        self.optimizer.apply_gradients(zip(gradients, trainable_vars))
+        self.optimizer.apply_gradients(zip(gradients, trainable_vars, strict=True))
         self.compiled_metrics.update_state(y, y_pred)
         return {m.name: m.result() for m in self.metrics}
 
