@@ -107,6 +107,8 @@ def reduce_weighted(
         values = values * weights
     if reduction == "none" or values.dim() == 0:
         return values
+    if weights is None and mean_scale is None and reduction in ("sum_over_batch_size", "mean"):
+        return values.mean()
     total = values.sum()
     if reduction == "sum":
         return total

@@ -42,10 +42,11 @@ def samplewise_totals(
         `(total, count)`: the weighted sum, and the sum of the weights (a Python number
         when no tensor weight was given).
     """
-    values = values.to(dtype)
     if sample_weight is None:
-        values = _reduce(values, 1, reduce_fn)
-        return values.sum(), (values.shape[0] if values.dim() else 1)
+        if values.dim() > 1:
+            values = _reduce(values.to(dtype), 1, reduce_fn)
+        return values.sum(dtype=dtype), (values.shape[0] if values.dim() else 1)
+    values = values.to(dtype)
     if isinstance(sample_weight, Real) and not isinstance(sample_weight, bool):
         if values.dim():
             values = reduce_fn(values)
@@ -108,8 +109,8 @@ class Mean(Metric):
             A 0-d tensor.
         """
         state = self.states()
-        # 0 / 0 is the only NaN a sum of weighted values over a sum of weights can give here.
-        return torch.nan_to_num(state["total"] / state["count"], nan=0.0).to(self.dtype)
+        total, count = state["total"], state["count"]
+        return torch.where(count == 0, 0.0, total / count).to(self.dtype)
 
 
 class Sum(Metric):
