@@ -77,6 +77,45 @@ class Mean(Metric):
         super().__init__(name=name, dtype=dtype)
         self.add_state("total")
         self.add_state("count")
+        # What the host knows of `count` since the last reset: whether a positive number was
+        # added, and whether anything it cannot see (a tensor of weights, a negative number, a
+        # loaded state) was. With the first and not the second, `count` > 0, so `result()`
+        # divides without a guard against 0 / 0 (the same values, two device ops fewer).
+        self._positive_count = False
+        self._unseen_count = False
+
+    def _note_count(self, count: Any) -> None:
+        if isinstance(count, Tensor) or count < 0:
+            self._unseen_count = True
+        elif count > 0:
+            self._positive_count = True
+
+    def reset_state(self) -> None:
+        """Zeroes the state in place (no allocation, no host sync)."""
+        super().reset_state()
+        self._positive_count = False
+        self._unseen_count = False
+
+    def state_tensors(self) -> list[Tensor]:
+        """Returns the live state tensors (which a distributed all-reduce sums in place).
+
+        Returns:
+            ``[total, count]``.
+        """
+        self._unseen_count = True  # Whoever holds them may change `count`.
+        return super().state_tensors()
+
+    def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        """Restores the state saved by `state_dict()`, on this metric's device.
+
+        Args:
+            state_dict: A dict from state name to tensor.
+
+        Raises:
+            ValueError: If the keys are not this metric's state names.
+        """
+        super().load_state_dict(state_dict)
+        self._unseen_count = True
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
         """Adds a batch of values (or one 0-d value) to the mean.
@@ -97,10 +136,12 @@ class Mean(Metric):
             # The loss tracker: a batch's mean loss weighted by its size, two in-place adds.
             total.add_(values, alpha=sample_weight)
             count.add_(sample_weight)
+            self._note_count(sample_weight)
             return
         batch_total, batch_count = samplewise_totals(values, sample_weight, torch.mean, total.dtype)
         total.add_(batch_total)
         count.add_(batch_count)
+        self._note_count(batch_count)
 
     def result(self) -> Tensor:
         """Returns `total / count`, or 0 when nothing has been weighted yet.
@@ -110,6 +151,8 @@ class Mean(Metric):
         """
         state = self.states()
         total, count = state["total"], state["count"]
+        if self._positive_count and not self._unseen_count:
+            return (total / count).to(self.dtype)
         return torch.where(count == 0, 0.0, total / count).to(self.dtype)
 
 

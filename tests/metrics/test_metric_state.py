@@ -227,3 +227,27 @@ def test_a_mean_refuses_a_state_of_other_keys():
     assert m.result().item() == 2.0
     with pytest.raises(ValueError, match=r"expected keys \['count', 'total'\], received \['total'\]"):
         m.load_state_dict({"total": torch.tensor(6.0)})
+
+
+def test_a_mean_is_zero_whenever_its_count_is_zero_whatever_the_host_saw():
+    m = metrics.Mean()
+    assert m.result().item() == 0.0
+    m.update_state(torch.tensor([1.0, 3.0]))
+    assert m.result().item() == 2.0
+    m.update_state(torch.tensor([5.0, 7.0]), sample_weight=torch.tensor([0.0, 0.0]))
+    assert m.result().item() == 2.0
+    zero = metrics.Mean()
+    zero.update_state(torch.tensor([5.0]), sample_weight=torch.tensor([0.0]))
+    assert zero.result().item() == 0.0
+    loaded = metrics.Mean()
+    loaded.update_state(torch.tensor(4.0), sample_weight=2)
+    loaded.load_state_dict({"total": torch.tensor(0.0), "count": torch.tensor(0.0)})
+    assert loaded.result().item() == 0.0
+    summed = metrics.Mean()
+    summed.update_state(torch.tensor(4.0), sample_weight=2)
+    for tensor in summed.state_tensors():  # As an all-reduce would, in place.
+        tensor.zero_()
+    assert summed.result().item() == 0.0
+    summed.reset_state()
+    summed.update_state(torch.tensor(6.0), sample_weight=3)
+    assert summed.result().item() == 6.0
