@@ -410,13 +410,12 @@ class Model(WeightsMixin, nn.Module):
             warnings.warn(NO_TRAINABLE_WEIGHTS, stacklevel=3)
         if not redefined_below(self, Model, ("train_step",)):
             return self.train_step
-        train_step, optimizer = self.train_step, self.optimizer
 
         def zeroed_train_step(data: Any) -> Any:
             run = self._train_state
             if run is None or run.micro_step % run.accumulation == 0:
-                optimizer.zero_grad(set_to_none=True)
-            return train_step(data)
+                self.optimizer.zero_grad(set_to_none=True)  # The optimizer of now.
+            return self.train_step(data)
 
         return zeroed_train_step
 
