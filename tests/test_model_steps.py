@@ -59,7 +59,7 @@ def test_a_loss_subclass_call_is_what_fit_trains_on_and_evaluate_reports():
     x, y = regression_data()
     model = linear()
     reference = copy_of(model)
-    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.05), loss=HalfMSE())
+    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.05), loss=HalfMSE(), device="cpu")
     with torch.no_grad():
         before = (0.5 * ((model.module(x) - y) ** 2).mean()).item()
     assert model.evaluate(x, y, batch_size=48, verbose=0) == pytest.approx(before, rel=1e-6)
@@ -83,7 +83,7 @@ def test_label_smoothing_changed_by_a_callback_at_epoch_2_changes_the_loss_from_
 
     model = linear()
     reference = copy_of(model)
-    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.1), loss=loss)
+    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.1), loss=loss, device="cpu")
     history = model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=[Smooth()])
 
     def bce(prediction, target, epoch):
@@ -105,7 +105,7 @@ def test_an_optimizer_over_other_parameters_is_refused_at_compile():
     with pytest.raises(ValueError, match=message):
         model.compile(optimizer=torch.optim.SGD(other.parameters(), lr=0.1), loss="mse")
     assert not model.compiled
-    model.compile(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss="mse")  # its own
+    model.compile(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss="mse", device="cpu")
     assert model.compiled
 
 
@@ -122,7 +122,7 @@ class PercentMAE(cadence.metrics.MeanAbsoluteError):
 def test_a_metric_subclass_update_state_and_result_are_used_every_batch():
     x, y = regression_data()
     model = linear()
-    model.compile(optimizer="sgd", loss="mse",
+    model.compile(optimizer="sgd", loss="mse", device="cpu",
                   metrics=[MetricOfDoubled(name="doubled"), PercentMAE(name="percent")])
     with torch.no_grad():
         prediction = model.module(x)
@@ -153,7 +153,7 @@ def test_seed_003s_ported_train_step_sees_only_its_own_batchs_gradients():
     torch.manual_seed(0)
     model = Seed003Ported(nn.Linear(3, 1))
     reference = copy_of(model)
-    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.05), loss="mse")
+    model.compile(optimizer=cadence.optimizers.SGD(learning_rate=0.05), loss="mse", device="cpu")
     history = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
     expected = hand_sgd(reference, x, y, lambda p, t, e: ((p - t) ** 2).mean(), 0.05, 16, 3)
     assert history.history["loss"] == pytest.approx(expected, rel=1e-5)
@@ -177,7 +177,7 @@ def test_super_steps_return_a_plain_dict_the_users_step_extends():
     x, y = regression_data()
     torch.manual_seed(0)
     model = Extended(nn.Linear(3, 1))
-    model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd", loss="mse", device="cpu")
     seen = []
 
     class Read(callbacks.Callback):
@@ -198,7 +198,7 @@ def test_a_model_without_trainable_parameters_compiles_and_fits_as_in_keras():
         parameter.requires_grad_(False)
     with torch.no_grad():
         expected = ((model.module(x) - y) ** 2).mean().item()
-    model.compile(optimizer="adam", loss="mse")
+    model.compile(optimizer="adam", loss="mse", device="cpu")
     with pytest.warns(UserWarning, match=r"^The model does not have any trainable weights\.$"):
         history = model.fit(x, y, batch_size=48, epochs=2, verbose=0)
     assert history.history["loss"] == pytest.approx([expected, expected], rel=1e-6)
@@ -208,7 +208,7 @@ def test_a_model_without_trainable_parameters_compiles_and_fits_as_in_keras():
 def test_verbose_takes_keras_booleans(flag, bars):
     x, y = regression_data()
     model = linear()
-    model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd", loss="mse", device="cpu")
     seen = []
 
     class Params(callbacks.Callback):
@@ -224,7 +224,7 @@ def test_verbose_takes_keras_booleans(flag, bars):
 def test_stop_evaluating_and_stop_predicting_end_the_loop_after_the_batch():
     x, y = regression_data(n=40)
     model = linear()
-    model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd", loss="mse", device="cpu")
     batches = []
 
     class StopAfterTwo(callbacks.Callback):
@@ -271,7 +271,8 @@ def test_jit_compile_gives_the_eager_history():
     for jit in (False, True):
         torch.manual_seed(0)
         model = cadence.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
-        model.compile(optimizer="adam", loss="mse", metrics=["mae"], jit_compile=jit)
+        model.compile(optimizer="adam", loss="mse", metrics=["mae"], jit_compile=jit,
+                      device="cpu")
         torch.manual_seed(1)
         histories.append(model.fit(x, y, batch_size=16, epochs=3, verbose=0,
                                    validation_split=0.25).history)
