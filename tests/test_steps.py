@@ -1,4 +1,4 @@
-"""Model's one step: every override honoured on every batch, expected values by plain torch."""
+"""The steps (cadence/steps.py): every override honoured on every batch, expected values by plain torch."""
 
 from __future__ import annotations
 
