@@ -1,6 +1,6 @@
-"""The benchmark workloads: the same training run in cadence and in a hand-written torch loop.
+"""The benchmark workloads: the same run in cadence and in a hand-written torch loop.
 
-Both sides train the same model on the same data with the same optimizer, shuffle every
+Rows (a) to (c) train; both sides train the same model on the same data with the same optimizer, shuffle every
 epoch with one ``index_select`` per batch, compute the same loss and metric on the device as
 running sums (one host transfer per epoch), validate on the last 20% of the samples, and do
 the same per-epoch work as the callbacks (an early-stopping test, one CSV row, a checkpoint
@@ -9,6 +9,12 @@ when the validation loss improves).
 An epoch's time is measured from the end of the previous epoch (its callbacks included) to
 the end of this one, so everything the loop does between epochs is counted; the first epoch
 of every run is a warm-up and is not counted.
+
+Rows (d) and (e) are inference: ``model.predict`` and ``model.evaluate`` of a 784-128-10 MLP
+over all 60,000 samples, against a hand-written ``torch.no_grad()`` loop that does the same
+work (predict: every batch's output copied to the host, then one numpy array; evaluate: the
+cross-entropy and the accuracy as running sums on the device, one host transfer at the end).
+Each run makes ``epochs`` passes; the first is a warm-up and is not counted.
 """
 
 from __future__ import annotations
@@ -40,21 +46,27 @@ class Workload:
     Attributes:
         key: Short name printed in the table, ``"a"``, ``"b"`` or ``"c"``.
         title: What the workload is.
-        kind: ``"linear"`` (seeds' model, MSE, RMSprop(0.1), MAE) or ``"mlp"``
-            (784-256-256-10, sparse cross-entropy from logits, Adam, accuracy).
+        kind: ``"linear"`` (seeds' model, MSE, RMSprop(0.1), MAE), ``"mlp"``
+            (784-256-256-10, sparse cross-entropy from logits, Adam, accuracy) or ``"mlp128"``
+            (784-128-10, for inference).
         verbose: ``fit``'s ``verbose`` (the progress bar writes to ``os.devnull``).
+        task: ``"fit"``, ``"predict"`` or ``"evaluate"``.
     """
 
     key: str
     title: str
     kind: str
     verbose: int
+    task: str = "fit"
 
 
 WORKLOADS = (
     Workload("a", "Linear(784, 1), MSE, RMSprop(0.1), MAE, verbose=0", "linear", 0),
     Workload("b", "MLP 784-256-256-10, cross-entropy, Adam, accuracy, verbose=0", "mlp", 0),
     Workload("c", "Linear(784, 1), MSE, RMSprop(0.1), MAE, verbose=1", "linear", 1),
+    Workload("d", "predict, MLP 784-128-10, 60,000 samples, verbose=0", "mlp128", 0, "predict"),
+    Workload("e", "evaluate, MLP 784-128-10, cross-entropy, accuracy, verbose=0", "mlp128", 0,
+             "evaluate"),
 )
 
 
@@ -72,6 +84,8 @@ def make_module(kind: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     if kind == "linear":
         return nn.Linear(FEATURES, 1)
+    if kind == "mlp128":
+        return nn.Sequential(nn.Linear(FEATURES, 128), nn.ReLU(), nn.Linear(128, 10))
     return nn.Sequential(
         nn.Linear(FEATURES, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
     )
@@ -242,10 +256,86 @@ def run_cadence(
     return clock.epoch_times()
 
 
+# --------------------------------------------------------------------- inference
+def _inference_data(seed: int, device: str) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+    x, y = make_data("mlp", seed)
+    return x, y, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+
+def hand_inference(
+    task: str, passes: int, seed: int = 0, device: str = "cpu", batch_size: int = BATCH_SIZE
+) -> list[float]:
+    """Predict or evaluate with a plain ``torch.no_grad()`` loop; return per-pass seconds.
+
+    The first pass is a warm-up and is not returned.
+    """
+    _, _, x, y = _inference_data(seed, device)
+    module = make_module("mlp128", seed).to(device).eval()
+    seconds = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        with torch.no_grad():
+            if task == "predict":
+                outputs = [module(x[b:b + batch_size]).cpu() for b in range(0, len(x), batch_size)]
+                result: Any = torch.cat(outputs).numpy()
+            else:
+                loss_sum = torch.zeros((), device=device)
+                hits = torch.zeros((), device=device)
+                for begin in range(0, len(x), batch_size):
+                    xb, yb = x[begin:begin + batch_size], y[begin:begin + batch_size]
+                    out = module(xb)
+                    loss_sum += F.cross_entropy(out, yb) * len(xb)
+                    hits += (out.argmax(-1) == yb).sum()
+                result = [value / len(x) for value in torch.stack([loss_sum, hits]).tolist()]
+        seconds.append(time.perf_counter() - start)
+        del result
+    return seconds[1:]
+
+
+def cadence_inference(
+    task: str, passes: int, seed: int = 0, device: str = "cpu", batch_size: int = BATCH_SIZE
+) -> list[float]:
+    """``model.predict`` or ``model.evaluate`` over the same data; return per-pass seconds.
+
+    The first pass is a warm-up and is not returned.
+    """
+    import cadence
+
+    x, y, x_device, y_device = _inference_data(seed, device)
+    if device != "cpu":  # The same device-resident tensors as the hand-written loop.
+        x, y = x_device, y_device
+    model = cadence.Model(make_module("mlp128", seed))
+    if task == "evaluate":
+        model.compile(optimizer="adam",
+                      loss=cadence.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], device=device)
+    else:
+        model.to(device)
+    seconds = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        if task == "predict":
+            result: Any = model.predict(x, batch_size=batch_size, verbose=0)
+        else:
+            result = model.evaluate(x, y, batch_size=batch_size, verbose=0)
+        seconds.append(time.perf_counter() - start)
+        del result
+    return seconds[1:]
+
+
 def runners(
     workload: Workload, device: str = "cpu", batch_size: int = BATCH_SIZE
 ) -> dict[str, Callable[[int, str], list[float]]]:
     """Return ``{"hand": fn, "cadence": fn}``, each ``fn(epochs, workdir) -> epoch seconds``."""
+    if workload.task != "fit":
+        return {
+            "hand": lambda passes, workdir: hand_inference(
+                workload.task, passes, device=device, batch_size=batch_size
+            ),
+            "cadence": lambda passes, workdir: cadence_inference(
+                workload.task, passes, device=device, batch_size=batch_size
+            ),
+        }
     return {
         "hand": lambda epochs, workdir: hand_written(
             workload.kind, epochs, workdir, device=device, batch_size=batch_size

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from cadence import distributed
+from cadence import distributed, saving
 from cadence import metrics as metrics_module
 from cadence import optimizers as optimizers_module
 from cadence.data import tree
 from cadence.keras_model import KerasModelMixin
-from cadence.logs import MetricLogs
+from cadence.steps import StepsMixin
 from cadence.trainer import loops
 from cadence.trainer.compile_utils import CompiledLoss, CompiledMetrics
 from cadence.weights import WeightsMixin
@@ -37,16 +39,29 @@ def resolve_device(device: Any) -> torch.device:
         ) from error
 
 
-def _global_module_hooks() -> bool:
-    """Whether hooks registered for every module (``register_module_forward_hook`` ...) exist."""
-    hooks = nn.modules.module
-    return bool(
-        hooks._global_forward_pre_hooks or hooks._global_forward_hooks
-        or hooks._global_backward_pre_hooks or hooks._global_backward_hooks
-    )
+def _check_optimizer_holds(optimizer: Any, trainable: list[nn.Parameter]) -> None:
+    """Refuse an optimizer that would train none of the model's trainable parameters."""
+    if not trainable:
+        return
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(id(p) in held for p in trainable):
+        raise ValueError(
+            f"The optimizer ({type(optimizer).__name__}) holds none of the model's "
+            f"{len(trainable)} trainable parameters, so fit would train nothing: build it over "
+            "model.parameters(), or pass a name or class (e.g. optimizer='adam') and compile "
+            f"builds it. Received an optimizer over {len(held)} other parameters."
+        )
 
 
-class Model(KerasModelMixin, WeightsMixin, nn.Module):
+def _build_optimizer(optimizer: Any, trainable: list[nn.Parameter]) -> Any:
+    """Return the compiled optimizer; with nothing to train, one over an empty group."""
+    if trainable or isinstance(optimizer, torch.optim.Optimizer):
+        return optimizers_module.get(optimizer, trainable)
+    # torch refuses an empty parameter list but not an empty group; Keras fits such a model.
+    return optimizers_module.get(optimizer, [{"params": []}])
+
+
+class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
     """A ``torch.nn.Module`` that trains itself the way a Keras model does.
 
     Subclass it and write ``forward`` (as you would write Keras's ``call``), or wrap a module:
@@ -66,21 +81,23 @@ class Model(KerasModelMixin, WeightsMixin, nn.Module):
             )
         self.module = module
         self.stop_training = False
+        self.stop_evaluating = False
+        self.stop_predicting = False
         self.history: Any = None
         self.optimizer: Any = None
         self.compiled = False
+        self.jit_compile = False
+        self.gradient_accumulation_steps = 1
+        self.precision = "32"
+        self.device = torch.device("cpu")
         self._compiled_loss: CompiledLoss | None = None
         self._compiled_metrics: CompiledMetrics | None = None
         self._loss_tracker = metrics_module.Mean(name="loss")
-        self._metric_logs: MetricLogs | None = None
-        self._metric_logs_key: tuple | None = None
         self._forward_training_arg: bool | None = None
+        self._autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+        # The run fit is in (a cadence.trainer.state.TrainState: accumulation counter, gradient
+        # scaler); None outside fit. Written by the loops only, read by backward_and_step.
         self._train_state: Any = None
-        self.device = torch.device("cpu")
-        self._autocast_dtype: torch.dtype | None = None
-        self._scaler: Any = None
-        self._accumulation = 1
-        self._micro_step = 0
         self._ddp_route: Any = None  # Set by fit in several processes (cadence.distributed.ddp).
 
     # ----------------------------------------------------------------- calling
@@ -104,24 +121,7 @@ class Model(KerasModelMixin, WeightsMixin, nn.Module):
                 kwargs["training"] = training
         if self._ddp_route is not None and self._ddp_route.routes(self):  # cadence.distributed
             return self._ddp_route.call(args, kwargs)  # Through DDP, which calls back here.
-        if self._wraps_plainly():
-            # cadence.Model(module) with no hooks of its own: calling the module directly saves
-            # a second pass through nn.Module's call machinery on every batch.
-            return self.module(*args, **kwargs)
         return super().__call__(*args, **kwargs)
-
-    def _wraps_plainly(self) -> bool:
-        """Whether calling this model is exactly calling its wrapped module."""
-        return (
-            self._modules.get("module") is not None  # Not self.module: nn.Module's slow lookup.
-            and type(self).forward is Model.forward
-            and not self._forward_pre_hooks
-            and not self._forward_hooks
-            and not self._backward_pre_hooks
-            and not self._backward_hooks
-            and self._compiled_call_impl is None
-            and not _global_module_hooks()
-        )
 
     def _forward_takes_training(self) -> bool:
         if self._forward_training_arg is None:
@@ -148,12 +148,14 @@ class Model(KerasModelMixin, WeightsMixin, nn.Module):
     ) -> None:
         """Configure the model for training, as Keras's ``compile``.
 
-        This replaces ``torch.nn.Module.compile``; ``jit_compile=True`` applies
-        ``torch.compile`` to the model instead.
+        This replaces ``torch.nn.Module.compile``; ``jit_compile=True`` runs the model's forward
+        pass through ``torch.compile`` (the step around it stays eager, see
+        :meth:`make_train_function`).
 
         Args:
             optimizer: A Keras name (``"adam"``), a ``cadence.optimizers`` object, a torch
-                optimizer instance or class.
+                optimizer instance or class. An optimizer instance must hold the model's
+                trainable parameters.
             loss: A Keras name, a ``cadence.losses.Loss``, a function ``fn(y_true, y_pred)``, a
                 torch loss module, or a list/dict of them for several outputs.
             metrics: Metric names, objects or functions (a list, or per output).
@@ -162,10 +164,15 @@ class Model(KerasModelMixin, WeightsMixin, nn.Module):
             jit_compile: ``True`` runs the model through ``torch.compile``.
             steps_per_execution: Accepted for Keras compatibility; must be 1.
             device: ``"auto"`` (CUDA when present, else CPU) or a device.
-            precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (autocast; a gradient scaler
-                for float16).
+            precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (autocast; each ``fit``
+                scales the loss with a fresh ``torch.amp.GradScaler`` for float16).
             gradient_accumulation_steps: Apply the optimizer every this many batches, with the
-                gradients of those batches averaged.
+                gradients of those batches averaged; each ``fit`` starts a fresh window.
+
+        Raises:
+            ValueError: For an unknown precision, ``steps_per_execution`` other than 1, a bad
+                ``gradient_accumulation_steps``, or an optimizer that holds none of the model's
+                trainable parameters.
         """
         if precision not in _PRECISIONS:
             raise ValueError(
@@ -183,20 +190,24 @@ class Model(KerasModelMixin, WeightsMixin, nn.Module):
             )
         if not isinstance(jit_compile, bool) and jit_compile != "auto":
             raise TypeError(f"jit_compile must be True, False or 'auto'; received {jit_compile!r}.")
+        trainable = self.trainable_weights
+        if isinstance(optimizer, torch.optim.Optimizer):
+            _check_optimizer_holds(optimizer, trainable)
         self.device = resolve_device(device)
         self.to(self.device)
         self._compiled_loss = CompiledLoss(loss, loss_weights) if loss is not None else None
         self._compiled_metrics = CompiledMetrics(metrics, weighted_metrics, self._compiled_loss)
-        self.optimizer = optimizers_module.get(optimizer, list(self.parameters()))
-        self._autocast_dtype = _PRECISIONS[precision]
-        self._scaler = None
-        if precision == "16-mixed":
-            self._scaler = torch.amp.GradScaler(self.device.type)
-        self._accumulation = gradient_accumulation_steps
-        self._micro_step = 0
+        self.optimizer = _build_optimizer(optimizer, trainable)
+        self.precision = precision
+        dtype = _PRECISIONS[precision]
+        self._autocast = (
+            contextlib.nullcontext if dtype is None
+            else functools.partial(torch.autocast, self.device.type, dtype=dtype)
+        )
+        self.gradient_accumulation_steps = gradient_accumulation_steps
         self._loss_tracker = metrics_module.Mean(name="loss")
-        self._metric_logs = None
-        if jit_compile is True:
+        self.jit_compile = jit_compile is True
+        if self.jit_compile:
             nn.Module.compile(self)
         self.compile_config = {
             "optimizer": type(optimizers_module.updating_optimizer(self.optimizer)).__name__,
@@ -268,124 +279,97 @@ class Model(KerasModelMixin, WeightsMixin, nn.Module):
         for metric in self.metrics:
             metric.reset_state()
 
-    def get_metrics_result(self) -> MetricLogs:
-        """Return the metrics' current results as a lazy mapping (no host-device sync)."""
-        compiled = self._compiled_metrics
-        key = (
-            id(compiled.entries) if compiled is not None else None,
-            len(self._compiled_loss.trackers) if self._compiled_loss is not None else 0,
-            id(self._loss_tracker),
-        )
-        if self._metric_logs is None or self._metric_logs_key != key:
-            self._metric_logs = MetricLogs(self.metrics)
-            self._metric_logs_key = key
-        return self._metric_logs
+    def get_metrics_result(self) -> dict[str, Any]:
+        """Return the metrics' current results as a new dict of 0-d tensors, as Keras 3 does.
 
-    # ----------------------------------------------------------------- steps
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """Return the autocast context of the compiled precision (a no-op for ``"32"``)."""
-        if self._autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
-
-    def compute_loss(
-        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
-        training: bool = True,
-    ) -> torch.Tensor:
-        """Return the compiled loss of a batch, as Keras 3's ``compute_loss``."""
-        if self._compiled_loss is None:
-            raise ValueError(
-                "No loss to compute: compile the model with a loss, e.g. "
-                "model.compile(optimizer='adam', loss='mse'), or override train_step."
-            )
-        if y is None:
-            raise ValueError(
-                "The loss needs targets but the batch has no y: pass y to fit/evaluate, or make "
-                "the data yield (x, y) batches."
-            )
-        return self._compiled_loss(y, y_pred, sample_weight)
-
-    def compute_metrics(
-        self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
-    ) -> MetricLogs:
-        """Update the compiled metrics with a batch and return the lazy results."""
-        if self._compiled_metrics is not None:
-            if type(y_pred) is torch.Tensor:  # Detaching is enough: no graph, no context switch.
-                self._compiled_metrics.update_state(y, y_pred.detach(), sample_weight)
+        Nothing is copied to the host: the values stay on the device until a callback reads
+        them. A metric whose ``result()`` is a dict contributes its entries.
+        """
+        results: dict[str, Any] = {}
+        for metric in self.metrics:
+            value = metric.result()
+            if isinstance(value, dict):
+                results.update(value)
             else:
-                with torch.no_grad():
-                    self._compiled_metrics.update_state(y, y_pred, sample_weight)
-        return self.get_metrics_result()
-
-    def train_step(self, data: Any) -> Any:
-        """Run one training batch: forward, loss, backward, optimizer step, metrics."""
-        x, y, sample_weight = tree.unpack_x_y_sample_weight(data)
-        with self.autocast():
-            y_pred = self(x)
-        return self._train_on_prediction(x, y, y_pred, sample_weight)
-
-    def _train_on_prediction(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """The rest of ``train_step`` once the model has been called (see ``step_plan``)."""
-        with self.autocast():
-            loss = self.compute_loss(x, y, y_pred, sample_weight)
-        batch_size = x.shape[0] if type(x) is torch.Tensor else tree.batch_size_of(x)
-        self._loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
-        self.backward_and_step(loss)
-        return self.compute_metrics(x, y, y_pred, sample_weight)
-
-    def backward_and_step(self, loss: torch.Tensor) -> None:
-        """Backpropagate ``loss`` and step the optimizer (with scaling and accumulation)."""
-        if self._accumulation > 1:
-            loss = loss / self._accumulation
-        if self._scaler is not None:
-            self._scaler.scale(loss).backward()
-        else:
-            loss.backward()
-        # Written straight into the instance dict: nn.Module.__setattr__ costs microseconds.
-        state = self.__dict__
-        state["_micro_step"] = micro_step = state["_micro_step"] + 1
-        if micro_step % self._accumulation:
-            return
-        if self._scaler is not None:
-            self._scaler.unscale_(self.optimizer)
-            self._scaler.step(self.optimizer)
-            self._scaler.update()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def test_step(self, data: Any) -> Any:
-        """Run one evaluation batch: forward, loss, metrics."""
-        x, y, sample_weight = tree.unpack_x_y_sample_weight(data)
-        with self.autocast():
-            y_pred = self(x)
-        return self._test_on_prediction(x, y, y_pred, sample_weight)
-
-    def _test_on_prediction(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """The rest of ``test_step`` once the model has been called (see ``step_plan``)."""
-        with self.autocast():
-            if self._compiled_loss is not None and y is not None:
-                loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
-                batch_size = x.shape[0] if type(x) is torch.Tensor else tree.batch_size_of(x)
-                self._loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
-        return self.compute_metrics(x, y, y_pred, sample_weight) if y is not None \
-            else self.get_metrics_result()
-
-    def predict_step(self, data: Any) -> Any:
-        """Return the model's output for one batch."""
-        x, _, _ = tree.unpack_x_y_sample_weight(data)
-        with self.autocast():
-            return self(x)
+                results[metric.name] = value
+        return results
 
     # ----------------------------------------------------------------- loops
-    def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: int | str | bool = "auto",
+        callbacks: Any = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: dict | None = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int | list[int] = 1,
+        workers: int | None = None,
+        use_multiprocessing: bool | None = None,
+        max_queue_size: int | None = None,
+        profile_callbacks: bool = False,
+    ) -> Any:
         """Train the model; Keras's arguments and meaning (see :func:`cadence.trainer.loops.fit`)."""
-        return loops.fit(self, x, y, **kwargs)
+        return loops.fit(
+            self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+            callbacks=callbacks, validation_split=validation_split,
+            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+            sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
+            workers=workers, use_multiprocessing=use_multiprocessing,
+            max_queue_size=max_queue_size, profile_callbacks=profile_callbacks,
+        )
 
-    def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: int | str | bool = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: Any = None,
+        return_dict: bool = False,
+        workers: int | None = None,
+        use_multiprocessing: bool | None = None,
+        max_queue_size: int | None = None,
+    ) -> Any:
         """Evaluate the model; returns a scalar, a list, or a dict with ``return_dict=True``."""
-        return loops.evaluate(self, x, y, **kwargs)
+        return loops.evaluate(
+            self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+            steps=steps, callbacks=callbacks, return_dict=return_dict, workers=workers,
+            use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size,
+        )
 
-    def predict(self, x: Any, **kwargs: Any) -> Any:
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: int | str | bool = "auto",
+        steps: int | None = None,
+        callbacks: Any = None,
+        workers: int | None = None,
+        use_multiprocessing: bool | None = None,
+        max_queue_size: int | None = None,
+    ) -> Any:
         """Return the model's predictions as numpy arrays (nests keep their structure)."""
-        return loops.predict(self, x, **kwargs)
+        return loops.predict(
+            self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks,
+            workers=workers, use_multiprocessing=use_multiprocessing,
+            max_queue_size=max_queue_size,
+        )
+
+    # ----------------------------------------------------------------- saving
+    def save(self, filepath: Any) -> None:
+        """Save weights, optimizer state and compile config atomically (see :mod:`cadence.saving`)."""
+        saving.save_model(self, filepath)

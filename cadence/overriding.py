@@ -1,8 +1,8 @@
-"""Whether an object redefines methods it inherits: one answer for callbacks, losses, metrics, models.
+"""Whether an object redefines methods it inherits: one answer for callbacks and models.
 
-Built-in fast paths stand in for methods of their own classes (a callback's batch hook, a loss's
-``__call__``, a model's ``train_step``); a subclass or an instance that defines one of those
-methods itself must be called the ordinary way.
+The loops decide things once from it: a batch hook that no callback redefines is not called
+(``Callback.wants_hook``), and a model whose class or instance redefines ``train_step`` gets its
+gradients zeroed before each call (``Model.make_train_function``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def redefined_below(obj: Any, owner: type, names: Iterable[str]) -> bool:
 
     Args:
         obj: An instance of ``owner`` (or of a subclass).
-        owner: The class whose methods a fast path stands for.
+        owner: The class whose methods are compared.
         names: Method names.
     """
     own = getattr(obj, "__dict__", {})

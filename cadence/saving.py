@@ -1,18 +1,19 @@
-"""Saving and loading a model for continued training: weights, optimizer, scaler, metric states.
+"""Saving and loading a model for continued training: weights, optimizer, metric states.
 
 ``model.save(path)`` writes one checksummed cadence state file, atomically (a temporary file in
 the same folder, fsynced, renamed into place): the weights (``model.state_dict()``), the
 optimizer's state (its moments, step counts, ``iterations``, learning rate and other
-hyperparameters as they are now), the gradient scaler of ``precision="16-mixed"``, the
-gradient-accumulation counter and the configuration ``compile`` was called with, as strings and
-numbers. No Python object is pickled, so :func:`load_model` unpickles nothing but tensors.
+hyperparameters as they are now) and the configuration ``compile`` was called with, as strings
+and numbers. The gradient scaler of ``precision="16-mixed"`` and the gradient-accumulation
+counter belong to a run (each ``fit`` starts them afresh; a backup of a run holds them). No
+Python object is pickled, so :func:`load_model` unpickles nothing but tensors.
 
 The architecture is not in the file: as in PyTorch, it comes from your code. Build the model
 the same way, then load into it::
 
     model = build_model()                    # the same code that built the saved model
     model.compile(optimizer="adam", loss="mse")
-    cadence.load_model("model.pt", model)    # weights, optimizer state, counters
+    cadence.load_model("model.pt", model)    # weights and optimizer state
     model.fit(x, y, epochs=5)                # continues as if training had never stopped
 
 Continued training matches an uninterrupted run when the data order and random state do too:
@@ -26,23 +27,30 @@ import os
 from typing import Any
 
 import torch
+from torch import nn
 
-from cadence import io
+from cadence import io, losses
 from cadence.logs import plain_numbers
 from cadence.optimizers import updating_optimizer
+from cadence.optimizers.registry import NAMES as OPTIMIZER_NAMES
 
 MODEL_FORMAT = "cadence-model"
 MODEL_VERSION = 1
 
 
 def _require_model(model: Any, action: str) -> None:
-    from cadence.model import Model
-
-    if not isinstance(model, Model):
+    # model.py imports this module, so a cadence.Model is recognised by what it defines (a
+    # torch module with Keras's compile and its `compiled` flag), not by importing the class.
+    if not isinstance(model, nn.Module) or not hasattr(model, "compiled"):
         raise TypeError(
             f"{action} needs a cadence.Model (build it with the code that built the saved one); "
             f"received {type(model).__name__}."
         )
+
+
+def _run(model: Any) -> Any:
+    """Return the run ``fit`` is in (its accumulation counter and gradient scaler), or None."""
+    return getattr(model, "_train_state", None)
 
 
 def training_state(model: Any) -> dict[str, Any]:
@@ -54,12 +62,13 @@ def training_state(model: Any) -> dict[str, Any]:
     ``stop_training``.
     """
     optimizer = model.optimizer
-    accumulation = int(getattr(model, "_accumulation", 1))
-    micro_step = int(getattr(model, "_micro_step", 0))
+    run = _run(model)
+    accumulation = run.accumulation if run is not None else 1
+    micro_step = run.micro_step if run is not None else 0
     grads = None
     if micro_step % accumulation:
         grads = [p.grad.detach() if p.grad is not None else None for p in model.parameters()]
-    scaler = getattr(model, "_scaler", None)
+    scaler = run.scaler if run is not None else None
     return {
         "weights": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -144,11 +153,13 @@ def check_training_state(model: Any, state: dict[str, Any], path: Any) -> None:
     """
     check_weights(model, state["weights"], path)
     check_optimizer(model, state["optimizer"], state.get("optimizer_class"), path)
-    if (state.get("scaler") is None) != (getattr(model, "_scaler", None) is None):
+    run = _run(model)
+    scaler = run.scaler if run is not None else None
+    if (state.get("scaler") is None) != (scaler is None):
         raise ValueError(
             f"'{os.fspath(path)}' was written with{'out' if state.get('scaler') is None else ''} "
             "a gradient scaler (precision='16-mixed'); the model is compiled "
-            f"with{'out' if getattr(model, '_scaler', None) is None else ''} one."
+            f"with{'out' if scaler is None else ''} one."
         )
     grads = state.get("grads")
     count = len(list(model.parameters()))
@@ -182,9 +193,11 @@ def load_training_state(model: Any, state: dict[str, Any], metrics: bool = True)
     model.load_state_dict(state["weights"])
     if state["optimizer"] is not None:
         model.optimizer.load_state_dict(state["optimizer"])
-    if state.get("scaler") is not None:
-        model._scaler.load_state_dict(state["scaler"])
-    model._micro_step = int(state.get("micro_step", 0))
+    run = _run(model)
+    if run is not None:
+        if state.get("scaler") is not None:
+            run.scaler.load_state_dict(state["scaler"])
+        run.micro_step = int(state.get("micro_step", 0))
     grads = state.get("grads")
     if grads is not None:
         for param, grad in zip(model.parameters(), grads, strict=True):
@@ -212,7 +225,6 @@ def save_model(model: Any, filepath: Any) -> None:
     """
     _require_model(model, "save")
     optimizer = getattr(model, "optimizer", None)
-    scaler = getattr(model, "_scaler", None)
     payload = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
@@ -221,16 +233,12 @@ def save_model(model: Any, filepath: Any) -> None:
         "optimizer_class": (
             type(updating_optimizer(optimizer)).__name__ if optimizer is not None else None
         ),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "micro_step": int(getattr(model, "_micro_step", 0)),
         "compile_config": plain_numbers(getattr(model, "compile_config", None)),
     }
     io.save_state(plain_numbers(payload), os.fspath(filepath))
 
 
 def _known_loss(name: Any) -> bool:
-    from cadence import losses
-
     if name is None:
         return True
     try:
@@ -265,20 +273,17 @@ def _compile_from_config(model: Any, config: Any, path: Any) -> None:
 
 
 def _optimizer_names() -> set[str]:
-    from cadence.optimizers.registry import NAMES
-
-    return set(NAMES)
+    return set(OPTIMIZER_NAMES)
 
 
 def load_model(filepath: Any, model: Any, compile: bool = True) -> Any:
     """Load a file written by ``model.save`` into ``model``, built by your code.
 
-    The weights are always loaded. The optimizer state (and gradient scaler, and accumulation
-    counter) is loaded into the model's optimizer when the model is compiled; an uncompiled model
-    is first compiled from the saved configuration when ``compile`` is True and that
-    configuration is made of names (``"adam"``, ``"mse"``, ``["accuracy"]``). Everything is
-    checked before anything is changed. Loading uses ``weights_only=True``: a file holding a
-    pickled object is refused.
+    The weights are always loaded. The optimizer state is loaded into the model's optimizer
+    when the model is compiled; an uncompiled model is first compiled from the saved
+    configuration when ``compile`` is True and that configuration is made of names
+    (``"adam"``, ``"mse"``, ``["accuracy"]``). Everything is checked before anything is changed.
+    Loading uses ``weights_only=True``: a file holding a pickled object is refused.
 
     Args:
         filepath: The file written by :meth:`cadence.Model.save`.
@@ -315,7 +320,4 @@ def load_model(filepath: Any, model: Any, compile: bool = True) -> Any:
     if model.compiled:
         if state["optimizer"] is not None:
             model.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler") is not None and getattr(model, "_scaler", None) is not None:
-            model._scaler.load_state_dict(state["scaler"])
-        model._micro_step = int(state.get("micro_step", 0))
     return model

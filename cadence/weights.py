@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cadence import io
+
 
 def weight_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
     """Return the module's parameters and persistent buffers, in ``state_dict`` order."""
@@ -39,7 +41,7 @@ def set_weights(module: torch.nn.Module, weights: list[Any]) -> None:
 
 
 class WeightsMixin:
-    """``get_weights`` / ``set_weights`` / ``save_weights`` / ``load_weights`` / ``save`` for a Model.
+    """``get_weights`` / ``set_weights`` / ``save_weights`` / ``load_weights`` for a Model.
 
     Mixed into :class:`cadence.Model` ahead of ``torch.nn.Module``; it uses only the module's
     ``state_dict`` and ``load_state_dict``.
@@ -55,8 +57,6 @@ class WeightsMixin:
 
     def save_weights(self, filepath: Any) -> None:
         """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix."""
-        from cadence import io
-
         io.save_weights_file(self.state_dict(), str(filepath))
 
     def load_weights(self, filepath: Any, allow_cast: bool = False) -> None:
@@ -73,8 +73,6 @@ class WeightsMixin:
                 another layout than a dense tensor (sparse, ...), converting them. By default
                 both are refused with a ``ValueError`` naming the tensor.
         """
-        from cadence import io
-
         state = io.load_weights_file(str(filepath))
         if isinstance(state, dict) and state.get("format") == "cadence-model":
             state = state["weights"]
@@ -105,9 +103,3 @@ class WeightsMixin:
         if allow_cast:
             state = {k: v.to_dense() if v.layout != torch.strided else v for k, v in state.items()}
         self.load_state_dict(state)
-
-    def save(self, filepath: Any) -> None:
-        """Save weights, optimizer state and compile config atomically (see :mod:`cadence.saving`)."""
-        from cadence import saving
-
-        saving.save_model(self, filepath)

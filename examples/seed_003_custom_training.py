@@ -39,7 +39,6 @@ class CustomModel(keras.Model):
 
         # Compute gradients
         trainable_vars = self.trainable_variables
-        self.zero_grad()  # was: (the tape starts empty)
         loss.backward()  # was: gradients = tape.gradient(loss, trainable_vars)
         gradients = [v.grad for v in trainable_vars]
         # Update weights

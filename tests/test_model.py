@@ -160,8 +160,14 @@ def test_gradient_clipping_through_the_optimizer():
 def test_mixed_precision_trains_on_cpu(precision):
     x, y = data()
     model = linear("adam", precision=precision)
-    assert (model._scaler is not None) == (precision == "16-mixed")
-    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    scalers = []
+
+    class Watch(callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            scalers.append(self.model._train_state.scaler)
+
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[Watch()])
+    assert isinstance(scalers[0], torch.amp.GradScaler) == (precision == "16-mixed")
     assert history.history["loss"][2] < history.history["loss"][0]
     assert model.predict(x, verbose=0).dtype == np.float32
 
@@ -222,7 +228,7 @@ def test_fit_before_compile():
         ({"batch_size": 0}, r"batch_size must be a positive integer; received batch_size=0."),
         ({"epochs": 2, "initial_epoch": 3},
          r"must be >= initial_epoch; received epochs=2, initial_epoch=3."),
-        ({"verbose": 3}, r"verbose must be 'auto', 0, 1 or 2; received verbose=3."),
+        ({"verbose": 3}, r"verbose must be 'auto', 0, 1, 2, True or False; received verbose=3\."),
         ({"validation_split": 1.5}, r"validation_split must be a float in \[0, 1\)"),
         ({"class_weight": {0: 1.0}, "sample_weight": np.ones(64)},
          r"class_weight and sample_weight cannot be used together"),
@@ -260,8 +266,13 @@ def test_unknown_names_list_valid_ones():
 def test_loss_needing_targets_without_y():
     model = linear()
     x, _ = data()
-    with pytest.raises(ValueError, match=r"The loss needs targets but the batch has no y"):
+    message = r"compiled with a loss, which needs targets, but the batch has no y \(received x alone\)"
+    with pytest.raises(ValueError, match=message):
         model.fit(x, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        model.evaluate(x, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        model.evaluate(x, verbose=0, return_dict=True)
 
 
 def test_precision_and_steps_per_execution_are_checked():

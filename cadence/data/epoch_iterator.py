@@ -6,6 +6,13 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+#: Keras 3's warning when the data runs out before ``steps_per_epoch`` batches.
+RAN_OUT_WARNING = (
+    "Your input ran out of data; interrupting training. Make sure that your dataset or "
+    "generator can generate at least `steps_per_epoch * epochs` batches. You may need to "
+    "use the `.repeat()` function when building your dataset."
+)
+
 
 class EpochIterator:
     """Yield the batches of each epoch from a data adapter.
@@ -13,10 +20,11 @@ class EpochIterator:
     Without ``steps_per_epoch`` an epoch is the rest of the current pass over the data (a whole
     pass, unless a resumed run starts mid-pass). With it, an epoch is ``steps_per_epoch``
     batches and the next epoch continues where the last one stopped, from the same live
-    iterator, as in Keras; data that can be read again (arrays, Datasets, DataLoaders,
-    Sequences) starts a new pass (reshuffled) when a pass runs out, so every epoch has
-    ``steps_per_epoch`` batches. Data that cannot be read again (a generator) that runs out
-    ends the epoch early, with a warning, and ``exhausted`` becomes True.
+    iterator, as in Keras 3. When the pass runs out before ``steps_per_epoch`` batches, the
+    epoch ends there with Keras 3's warning (:data:`RAN_OUT_WARNING`), and the next epoch
+    starts a fresh (reshuffled) pass over data that can be read again (arrays, Datasets,
+    DataLoaders, Sequences). Data that cannot be read again (a generator) that runs out sets
+    ``exhausted``, and training stops after that epoch.
 
     The position (``pass_index``, ``batch_in_pass``, and ``batch_in_epoch``, the batches of the
     current epoch already read) is part of the training state: after :meth:`load_state_dict`
@@ -130,13 +138,10 @@ class EpochIterator:
             if target is not None or produced == 0:
                 self.exhausted = True
             if target is not None and produced < target:
-                warnings.warn(
-                    f"The data ran out after {produced} of {target} batches of this epoch: "
-                    "a generator cannot be read again. Make sure it can yield "
-                    "steps_per_epoch * epochs batches.",
-                    stacklevel=3,
-                )
+                warnings.warn(RAN_OUT_WARNING, stacklevel=3)
             return True
-        empty_pass = self.batch_in_pass == 0
+        ran_short = target is not None and produced < target
         self._next_pass()
-        return target is None or empty_pass
+        if ran_short:
+            warnings.warn(RAN_OUT_WARNING, stacklevel=3)
+        return True

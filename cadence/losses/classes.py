@@ -4,16 +4,19 @@ from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
-from torch.nn import functional as F
 
-from cadence.losses import crossentropy, fused, regression
-from cadence.losses.fused import Kernel
+from cadence.losses import crossentropy, regression
 from cadence.losses.loss import Loss, ignored_fraction_scale
 from cadence.losses.shapes import float_predictions
 
 
 class _FunctionLoss(Loss):
-    """A built-in loss: `call` forwards to `fn(y_true, y_pred, **self.fn_kwargs)`."""
+    """A built-in loss: `call` forwards to `fn(y_true, y_pred, **self.fn_kwargs)`.
+
+    The loss's own arguments (`label_smoothing`, `from_logits`, `delta`, ...) are attributes,
+    read on every call: a callback that sets `loss.label_smoothing = 0.1` changes the next
+    batch's loss.
+    """
 
     fn: Callable[..., Tensor]
 
@@ -24,7 +27,14 @@ class _FunctionLoss(Loss):
         **fn_kwargs: Any,
     ):
         super().__init__(name=name, reduction=reduction)
-        self.fn_kwargs = fn_kwargs
+        self._fn_arg_names = tuple(fn_kwargs)
+        for key, value in fn_kwargs.items():
+            setattr(self, key, value)
+
+    @property
+    def fn_kwargs(self) -> dict[str, Any]:
+        """The loss's own arguments as they are now, passed to `fn` by `call`."""
+        return {key: getattr(self, key) for key in self._fn_arg_names}
 
     def call(self, y_true: Any, y_pred: Any) -> Tensor:
         """Computes per-sample losses.
@@ -47,37 +57,18 @@ class _FunctionLoss(Loss):
         return {**super().get_config(), **self.fn_kwargs}
 
 
-class _ElementwiseLoss(_FunctionLoss):
-    """A built-in loss that is the mean of an element-wise error torch computes in one kernel."""
-
-    op: Callable[..., Tensor]  # ``F.mse_loss`` or ``F.l1_loss``.
-
-    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
-        """Return ``op`` for a dense, unweighted batch (see :mod:`cadence.losses.fused`)."""
-        pair = fused.dense_pair(y_true, y_pred)
-        return None if pair is None else type(self).op(pair[1], pair[0])
-
-    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return ``op`` with the target's alignment decided once (see ``Loss.fused_kernel``)."""
-        if self.reduction != "sum_over_batch_size":
-            return None
-        return fused.elementwise_kernel(type(self).op, y_true, y_pred)
-
-
-class MeanSquaredError(_ElementwiseLoss):
+class MeanSquaredError(_FunctionLoss):
     """Mean of squared errors (Keras name `mean_squared_error`)."""
 
     default_name = "mean_squared_error"
     fn = regression.mean_squared_error
-    op = F.mse_loss
 
 
-class MeanAbsoluteError(_ElementwiseLoss):
+class MeanAbsoluteError(_FunctionLoss):
     """Mean of absolute errors (Keras name `mean_absolute_error`)."""
 
     default_name = "mean_absolute_error"
     fn = regression.mean_absolute_error
-    op = F.l1_loss
 
 
 class MeanAbsolutePercentageError(_FunctionLoss):
@@ -201,19 +192,6 @@ class BinaryCrossentropy(_FunctionLoss):
             axis=axis,
         )
 
-    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
-        """Return ``F.binary_cross_entropy_with_logits`` for logits without label smoothing."""
-        kwargs = self.fn_kwargs
-        if not kwargs["from_logits"] or kwargs["label_smoothing"] or kwargs["axis"] != -1:
-            return None
-        return fused.binary_crossentropy_from_logits(y_true, y_pred)
-
-    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return the logits kernel with the target's alignment decided once, or ``None``."""
-        if self.reduction != "sum_over_batch_size" or self.fused(y_true, y_pred) is None:
-            return None
-        return fused.elementwise_kernel(F.binary_cross_entropy_with_logits, y_true, y_pred)
-
 
 class CategoricalCrossentropy(_FunctionLoss):
     """Crossentropy for one-hot targets (Keras name `categorical_crossentropy`).
@@ -274,17 +252,6 @@ class SparseCategoricalCrossentropy(_FunctionLoss):
             name=name, reduction=reduction, from_logits=from_logits, ignore_class=ignore_class
         )
 
-    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
-        """Return ``F.cross_entropy`` for logits and integer labels without ``ignore_class``."""
-        if not self.fn_kwargs["from_logits"] or self.fn_kwargs["ignore_class"] is not None:
-            return None
-        return fused.sparse_categorical_crossentropy_from_logits(y_true, y_pred)
-
-    def fused_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return ``F.cross_entropy`` with the labels' shape and dtype decided once, or ``None``."""
-        if self.reduction != "sum_over_batch_size" or self.fused(y_true, y_pred) is None:
-            return None
-        return fused.sparse_crossentropy_kernel(y_true, y_pred)
 
     def mean_scale(self, y_true: Any, y_pred: Any) -> Tensor | None:
         """Returns `entries / valid entries` when `ignore_class` is set, else `None`.
@@ -297,7 +264,7 @@ class SparseCategoricalCrossentropy(_FunctionLoss):
             The factor that turns the mean over all entries into the mean over valid
             entries.
         """
-        ignore_class = self.fn_kwargs["ignore_class"]
+        ignore_class = self.ignore_class
         if ignore_class is None:
             return None
         y_pred = float_predictions(y_pred)

@@ -151,6 +151,16 @@ def sparse_categorical_crossentropy(
     """
     y_pred = float_predictions(y_pred)
     labels = sparse_labels(y_true, y_pred, axis)
+    if from_logits and y_pred.dim() >= 2:
+        # log_softmax and the pick of each label's entry in one torch kernel; an ignored
+        # entry's loss is 0. (Without ignore_class, torch's default ignore_index -100 is not a
+        # class index either; any other label outside [0, classes) raises.)
+        scores = y_pred if axis in (1, 1 - y_pred.dim()) else y_pred.movedim(axis, 1)
+        values = F.cross_entropy(
+            scores, labels, reduction="none",
+            ignore_index=ignore_class if ignore_class is not None else -100,
+        )
+        return per_sample(values)
     valid = None
     if ignore_class is not None:
         valid = labels != ignore_class

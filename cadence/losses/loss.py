@@ -107,6 +107,8 @@ def reduce_weighted(
         values = values * weights
     if reduction == "none" or values.dim() == 0:
         return values
+    if weights is None and mean_scale is None and reduction in ("sum_over_batch_size", "mean"):
+        return values.mean()
     total = values.sum()
     if reduction == "sum":
         return total
@@ -174,49 +176,9 @@ class Loss:
         Returns:
             A 0-d tensor, or per-sample losses when the reduction is `"none"`.
         """
-        if sample_weight is None and self.reduction == "sum_over_batch_size":
-            fused = self.fused(y_true, y_pred)
-            if fused is not None:
-                return fused
         values = self.call(y_true, y_pred)
         scale = self.mean_scale(y_true, y_pred)
         return reduce_weighted(values, sample_weight, self.reduction, scale)
-
-    def fused(self, y_true: Any, y_pred: Any) -> Tensor | None:
-        """Return the unweighted mean loss in one fused kernel, or ``None`` (the default).
-
-        Built-in losses override this for the common case (see :mod:`cadence.losses.fused`);
-        it must equal the per-sample path's ``"sum_over_batch_size"`` value.
-
-        Args:
-            y_true: Targets.
-            y_pred: Predictions.
-
-        Returns:
-            A 0-d tensor, or ``None`` to use ``call`` and the reduction.
-        """
-        return None
-
-    def fused_kernel(self, y_true: Any, y_pred: Any) -> Callable[[Tensor, Tensor], Tensor] | None:
-        """Return ``fused`` decided once for batches like these, or ``None``.
-
-        A planned training step (:mod:`cadence.trainer.step_plan`) calls the kernel on every
-        batch with the same signature as ``(y_true, y_pred)`` (types, dtypes, devices, sizes
-        after the batch axis, equal batch sizes), without sample weights; it must return what
-        ``self(y_true, y_pred)`` would. The default returns ``fused`` itself, checks included;
-        built-in losses return a kernel that checks nothing.
-
-        Args:
-            y_true: A batch of targets.
-            y_pred: A batch of predictions.
-
-        Returns:
-            ``kernel(y_true, y_pred) -> Tensor``, or ``None`` when this loss takes its
-            per-sample path for these batches.
-        """
-        if self.reduction != "sum_over_batch_size" or self.fused(y_true, y_pred) is None:
-            return None
-        return self.fused
 
     def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments of this loss.

@@ -20,6 +20,11 @@ def _pair(y_true: Any, y_pred: Any) -> tuple[Tensor, Tensor]:
     return as_samples(*prepare_pair(y_true, y_pred))
 
 
+def _mean_last(values: Tensor) -> Tensor:
+    """Average the last axis (a view when it has one element: the mean of one value is itself)."""
+    return values.squeeze(-1) if values.shape[-1] == 1 else values.mean(dim=-1)
+
+
 def mean_squared_error(y_true: Any, y_pred: Any) -> Tensor:
     """Computes the mean of squared errors over the last axis.
 
@@ -31,7 +36,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Tensor:
         Per-sample losses of shape `(batch,)`.
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    return per_sample(torch.square(y_pred - y_true).mean(dim=-1))
+    return per_sample(_mean_last(torch.square(y_pred - y_true)))
 
 
 def mean_absolute_error(y_true: Any, y_pred: Any) -> Tensor:
@@ -45,7 +50,7 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Tensor:
         Per-sample losses of shape `(batch,)`.
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    return per_sample(torch.abs(y_pred - y_true).mean(dim=-1))
+    return per_sample(_mean_last(torch.abs(y_pred - y_true)))
 
 
 def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Tensor:

@@ -22,7 +22,9 @@ def to_tensor(value: Any, like: Tensor | None = None) -> Tensor:
     """
     device = like.device if like is not None else None
     if isinstance(value, Tensor):
-        return value if device is None else value.to(device, non_blocking=True)
+        if device is None or value.device == device:
+            return value
+        return value.to(device, non_blocking=True)
     return torch.as_tensor(value, device=device)
 
 
@@ -85,7 +87,9 @@ def prepare_pair(y_true: Any, y_pred: Any) -> tuple[Tensor, Tensor]:
         `(y_true, y_pred)` as tensors on the predictions' device.
     """
     y_pred = float_predictions(y_pred)
-    y_true = to_tensor(y_true, like=y_pred).to(y_pred.dtype)
+    y_true = to_tensor(y_true, like=y_pred)
+    if y_true.dtype is not y_pred.dtype:
+        y_true = y_true.to(y_pred.dtype)
     y_true, y_pred = align_ranks(y_true, y_pred)
     return y_true, y_pred
 

@@ -1,6 +1,5 @@
 """Accuracy metrics and their per-sample functions, named as in Keras."""
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -148,24 +147,6 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 
     def __init__(self, name: str | None = "sparse_categorical_accuracy", dtype: Any = None):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
-
-    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
-        """Count the hits of integer labels ``(n,)`` against scores ``(n, classes)`` directly."""
-        if type(y_true) is not Tensor or type(y_pred) is not Tensor or y_pred.dim() != 2:
-            return None
-        if y_true.is_floating_point() or y_true.dim() != 1 or y_true.device != y_pred.device:
-            return None
-        return (y_pred.argmax(dim=-1) == y_true).sum(), y_true.shape[0]
-
-    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Callable[[Tensor, Tensor], Tensor] | None:
-        """Return the hit count of integer labels against scores, checked once, or ``None``."""
-        if self.fused_sum(y_true, y_pred) is None:
-            return None
-
-        def kernel(target: Tensor, prediction: Tensor) -> Tensor:
-            return (prediction.argmax(dim=-1) == target).sum()
-
-        return kernel
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):

@@ -97,12 +97,7 @@ class Metric:
                 )
                 for name in self._state_names
             }
-        self._flush_host_state()
         return self._states
-
-    def _flush_host_state(self) -> None:
-        """Fold state kept on the host (see `Mean`'s sample count) into the state tensors."""
-
 
     def update_state(self, *args: Any, **kwargs: Any) -> None:
         """Accumulates statistics from one batch.
@@ -135,8 +130,6 @@ class Metric:
         Returns:
             This metric.
         """
-        if self._states:
-            self._flush_host_state()
         self._device = torch.device(device)
         if self._device.type == "cuda" and self._device.index is None:
             self._device = torch.device("cuda", torch.cuda.current_device())

@@ -42,10 +42,11 @@ def samplewise_totals(
         `(total, count)`: the weighted sum, and the sum of the weights (a Python number
         when no tensor weight was given).
     """
-    values = values.to(dtype)
     if sample_weight is None:
-        values = _reduce(values, 1, reduce_fn)
-        return values.sum(), (values.shape[0] if values.dim() else 1)
+        if values.dim() > 1:
+            values = _reduce(values.to(dtype), 1, reduce_fn)
+        return values.sum(dtype=dtype), (values.shape[0] if values.dim() else 1)
+    values = values.to(dtype)
     if isinstance(sample_weight, Real) and not isinstance(sample_weight, bool):
         if values.dim():
             values = reduce_fn(values)
@@ -59,29 +60,13 @@ def samplewise_totals(
     return values.sum(), weights.sum()
 
 
-#: Batches whose float32 sums a `Mean` adds up in float32 before folding them into its float64
-#: total (see `Mean`).
-FOLD_EVERY = 32
-
-
 class Mean(Metric):
     """The weighted mean of the values it is given.
 
-    `update_state(values, sample_weight=None)` adds `sum(w_i * v_i)` to a total and
-    `sum(w_i)` to a count, one value per sample (extra axes are averaged first);
-    `result()` is `total / count`, 0 before any weight was added.
-
-    The state is a float64 `total` and `count` and a float32 `partial` total. The built-in
-    fast paths (a loss weighted by the batch size, a fused metric kernel) add a float32 batch
-    sum to `partial`, which is folded into `total` every `FOLD_EVERY` such batches: adding a
-    float32 value to a float64 tensor costs a conversion on every batch, about as much as the
-    addition itself. Counts are host integers, so they stay exact. The fold happens at fixed
-    points only (it counts batches since the last reset, and that count is part of
-    `state_dict()`), never because a value was read, saved or summed over processes, so a
-    metric's value does not depend on when a progress bar looked at it, and a resumed run adds
-    in the same order as one that never stopped. So at most `FOLD_EVERY` batch sums are added
-    in float32 before they reach the float64 total; a subclass that writes its own `result()`
-    reads `total + partial`.
+    `update_state(values, sample_weight=None)` adds `sum(w_i * v_i)` to a float64 `total`
+    and `sum(w_i)` to a float64 `count`, one value per sample (extra axes are averaged
+    first); `result()` is `total / count`, 0 before any weight was added. Both states live on
+    the device of the values, so neither method synchronises the host with the device.
 
     Args:
         name: Name of the metric; defaults to `"mean"`.
@@ -92,38 +77,36 @@ class Mean(Metric):
         super().__init__(name=name, dtype=dtype)
         self.add_state("total")
         self.add_state("count")
-        self.add_state("partial", dtype=torch.float32)
-        # Counts known on the host (batch sizes) wait here, as a Python number, and are folded
-        # into the `count` tensor whenever the state is read: one device op less per batch.
-        self._host_count = 0
-        self._partial_batches = 0  # Float32 sums added to `partial` since the last fold.
+        # What the host knows of `count` since the last reset: whether a positive number was
+        # added, and whether anything it cannot see (a tensor of weights, a negative number, a
+        # loaded state) was. With the first and not the second, `count` > 0, so `result()`
+        # divides without a guard against 0 / 0 (the same values, two device ops fewer).
+        self._positive_count = False
+        self._unseen_count = False
 
-    def _flush_host_state(self) -> None:
-        if self._host_count:
-            self._states["count"].add_(self._host_count)
-            self._host_count = 0
+    def _note_count(self, count: Any) -> None:
+        if isinstance(count, Tensor) or count < 0:
+            self._unseen_count = True
+        elif count > 0:
+            self._positive_count = True
 
     def reset_state(self) -> None:
         """Zeroes the state in place (no allocation, no host sync)."""
-        self._host_count = 0
-        self._partial_batches = 0
         super().reset_state()
+        self._positive_count = False
+        self._unseen_count = False
 
-    def state_dict(self) -> dict[str, Tensor]:
-        """Returns a copy of the state, with the number of batches in `partial`.
+    def state_tensors(self) -> list[Tensor]:
+        """Returns the live state tensors (which a distributed all-reduce sums in place).
 
         Returns:
-            ``total``, ``count``, ``partial`` and ``partial_batches`` (see the class).
+            ``[total, count]``.
         """
-        state = super().state_dict()
-        state["partial_batches"] = torch.tensor(self._partial_batches)
-        return state
+        self._unseen_count = True  # Whoever holds them may change `count`.
+        return super().state_tensors()
 
     def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
-        """Restores the state saved by `state_dict()`.
-
-        A state without ``partial`` (saved by an earlier cadence) has nothing waiting to be
-        folded.
+        """Restores the state saved by `state_dict()`, on this metric's device.
 
         Args:
             state_dict: A dict from state name to tensor.
@@ -131,29 +114,8 @@ class Mean(Metric):
         Raises:
             ValueError: If the keys are not this metric's state names.
         """
-        state_dict = dict(state_dict)
-        batches = state_dict.pop("partial_batches", 0)
-        if sorted(state_dict) == ["count", "total"]:
-            state_dict["partial"] = torch.zeros(())
         super().load_state_dict(state_dict)
-        self._partial_batches = int(batches)
-
-    def _add(self, total: Tensor, count: int, alpha: int = 1) -> None:
-        """Add ``alpha * total`` to the total and a host-known ``count`` to the count.
-
-        ``total`` must be on the state's device (the callers check).
-        """
-        states = self._states
-        if total.dtype is torch.float32:
-            states["partial"].add_(total, alpha=alpha)
-            self._partial_batches += 1
-            if self._partial_batches >= FOLD_EVERY:
-                states["total"].add_(states["partial"])
-                states["partial"].zero_()
-                self._partial_batches = 0
-        else:
-            states["total"].add_(total, alpha=alpha)
-        self._host_count += count
+        self._unseen_count = True
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
         """Adds a batch of values (or one 0-d value) to the mean.
@@ -163,27 +125,23 @@ class Mean(Metric):
             sample_weight: Optional weights, a Python number or an array of shape
                 `(batch,)` / `(batch, 1)`.
         """
-        if type(values) is Tensor and not self._states:
-            self.states(values.device)  # The same path from the very first batch on.
-        if type(values) is Tensor and values.device == self._device:
-            # Fast paths (no new tensors but the sum): the loss tracker's 0-d value weighted
-            # by the batch size, and a metric's per-sample values without weights.
-            values = values.detach()
-            if values.dim() == 0 and type(sample_weight) is int:
-                self._add(values, sample_weight, alpha=sample_weight)
-                return
-            if values.dim() == 1 and sample_weight is None:
-                self._add(values.sum(dtype=self._states["total"].dtype), values.shape[0])
-                return
-        values = to_tensor(values).detach() if isinstance(values, Tensor) else torch.as_tensor(
-            values, device=self.device
-        )
-        state = self.states(values.device)
-        total, count = samplewise_totals(
-            values, sample_weight, torch.mean, state["total"].dtype
-        )
-        state["total"].add_(total)
-        state["count"].add_(count)
+        if isinstance(values, Tensor):
+            values = to_tensor(values).detach()
+            state = self.states(values.device)
+        else:
+            state = self.states()
+            values = torch.as_tensor(values, device=self.device)
+        total, count = state["total"], state["count"]
+        if values.dim() == 0 and type(sample_weight) is int:
+            # The loss tracker: a batch's mean loss weighted by its size, two in-place adds.
+            total.add_(values, alpha=sample_weight)
+            count.add_(sample_weight)
+            self._note_count(sample_weight)
+            return
+        batch_total, batch_count = samplewise_totals(values, sample_weight, torch.mean, total.dtype)
+        total.add_(batch_total)
+        count.add_(batch_count)
+        self._note_count(batch_count)
 
     def result(self) -> Tensor:
         """Returns `total / count`, or 0 when nothing has been weighted yet.
@@ -192,9 +150,10 @@ class Mean(Metric):
             A 0-d tensor.
         """
         state = self.states()
-        total, count = state["total"] + state["partial"], state["count"]  # Not folded here.
-        safe = torch.where(count == 0, torch.ones_like(count), count)
-        return torch.where(count == 0, torch.zeros_like(total), total / safe).to(self.dtype)
+        total, count = state["total"], state["count"]
+        if self._positive_count and not self._unseen_count:
+            return (total / count).to(self.dtype)
+        return torch.where(count == 0, 0.0, total / count).to(self.dtype)
 
 
 class Sum(Metric):
@@ -267,53 +226,7 @@ class MeanMetricWrapper(Mean):
             y_pred: Predictions.
             sample_weight: Optional weights of shape `(batch,)` or `(batch, 1)`.
         """
-        if sample_weight is None:
-            fused = self.fused_sum(y_true, y_pred)
-            if fused is not None:
-                total, count = fused
-                if not self._states:
-                    self.states(total.device)  # The same path from the very first batch on.
-                if total.device == self._device:
-                    self._add(total, count)
-                    return
         y_pred = to_tensor(y_pred)
         y_true = to_tensor(y_true, like=y_pred)
         values = to_tensor(self.fn(y_true, y_pred, **self.fn_kwargs), like=y_pred)
         super().update_state(values, sample_weight=sample_weight)
-
-    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
-        """Return ``(sum of the per-sample values, number of samples)`` in a fused kernel, or None.
-
-        Built-in metrics override this for a dense, unweighted batch; ``None`` (the default)
-        takes the per-sample path. The sum must equal the per-sample values' sum up to rounding.
-
-        Args:
-            y_true: Targets.
-            y_pred: Predictions.
-        """
-        return None
-
-    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Callable[[Tensor, Tensor], Tensor] | None:
-        """Return ``fused_sum``'s sum decided once for batches like these, or ``None``.
-
-        A planned step (:mod:`cadence.trainer.step_plan`) calls the kernel on every unweighted
-        batch with the same signature as ``(y_true, y_pred)`` (types, dtypes, devices, sizes
-        after the batch axis, equal batch sizes) and counts the batch's samples itself. The
-        default calls ``fused_sum``, checks included; built-in metrics return a kernel that
-        checks nothing.
-
-        Args:
-            y_true: A batch of targets.
-            y_pred: A batch of predictions.
-
-        Returns:
-            ``kernel(y_true, y_pred) -> Tensor`` (the per-sample values' sum), or ``None``.
-        """
-        if self.fused_sum(y_true, y_pred) is None:
-            return None
-        fused_sum = self.fused_sum
-
-        def kernel(target: Tensor, prediction: Tensor) -> Tensor:
-            return fused_sum(target, prediction)[0]
-
-        return kernel

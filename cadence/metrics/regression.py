@@ -1,73 +1,24 @@
 """Regression and crossentropy metrics: the loss functions, averaged over an epoch."""
 
-import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
-from cadence.losses import crossentropy, fused, regression
-from cadence.losses.fused import Kernel
+from cadence.losses import crossentropy, regression
 from cadence.losses.shapes import prepare_pair
 from cadence.metrics.reduction import Mean, MeanMetricWrapper
 
 
-def _fused_elementwise(kernel: Any, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
-    """Sum an element-wise error over a dense batch, divided by the elements per sample."""
-    pair = fused.dense_pair(y_true, y_pred)
-    if pair is None or pair[1].dim() == 0:
-        return None
-    y_true, y_pred = pair
-    samples = y_pred.shape[0]
-    per_sample = y_pred.numel() // samples if samples else 1
-    total = kernel(y_pred.detach(), y_true, reduction="sum")
-    return (total if per_sample == 1 else total / per_sample), samples
-
-
-def _elementwise_sum_kernel(op: Any, y_true: Any, y_pred: Any) -> Kernel | None:
-    """Return ``_fused_elementwise``'s sum decided once for batches like ``(y_true, y_pred)``."""
-    if _fused_elementwise(op, y_true, y_pred) is None:
-        return None
-    summed = fused.elementwise_kernel(op, y_true, y_pred, reduction="sum")
-    per_sample = math.prod(y_pred.shape[1:])
-    if summed is None or per_sample == 1:
-        return summed
-
-    def kernel(target: Tensor, prediction: Tensor) -> Tensor:
-        return summed(target, prediction) / per_sample
-
-    return kernel
-
-
-class _ElementwiseMean(MeanMetricWrapper):
-    """A metric that is the mean of an element-wise error summed by one torch kernel."""
-
-    sum_op: Callable[..., Tensor]  # ``op(y_pred, y_true, reduction="sum")``.
-
-    def fused_sum(self, y_true: Any, y_pred: Any) -> tuple[Tensor, int] | None:
-        """Return the per-sample means' sum with one ``sum_op`` call."""
-        return _fused_elementwise(type(self).sum_op, y_true, y_pred)
-
-    def fused_sum_kernel(self, y_true: Any, y_pred: Any) -> Kernel | None:
-        """Return the errors' sum with the alignment decided once, or ``None``."""
-        return _elementwise_sum_kernel(type(self).sum_op, y_true, y_pred)
-
-
-class MeanSquaredError(_ElementwiseMean):
+class MeanSquaredError(MeanMetricWrapper):
     """Mean of squared errors (Keras name `mean_squared_error`)."""
-
-    sum_op = F.mse_loss
 
     def __init__(self, name: str | None = "mean_squared_error", dtype: Any = None):
         super().__init__(regression.mean_squared_error, name=name, dtype=dtype)
 
 
-class MeanAbsoluteError(_ElementwiseMean):
-    """Mean of absolute errors (Keras name `mean_absolute_error`); sums with ``torch.dist``."""
-
-    sum_op = fused.absolute_error_sum
+class MeanAbsoluteError(MeanMetricWrapper):
+    """Mean of absolute errors (Keras name `mean_absolute_error`)."""
 
     def __init__(self, name: str | None = "mean_absolute_error", dtype: Any = None):
         super().__init__(regression.mean_absolute_error, name=name, dtype=dtype)

@@ -31,6 +31,11 @@ def require_compiled(model: Any, method: str) -> None:
         )
 
 
+def normalize_verbose(verbose: Any) -> int | str:
+    """Return ``verbose`` with Keras's booleans as numbers: ``True`` is 1, ``False`` is 0."""
+    return int(verbose) if isinstance(verbose, bool) else verbose
+
+
 def _positive_int(name: str, value: Any, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
@@ -46,8 +51,10 @@ def check_common(
         raise ValueError("x is required: pass the input data (arrays, a Dataset, ...); received x=None.")
     _positive_int("batch_size", batch_size)
     _positive_int("steps", steps)
-    if verbose not in _VERBOSE:  # False and True are 0 and 1, as Keras takes them.
-        raise ValueError(f"verbose must be 'auto', 0, 1 or 2; received verbose={verbose!r}.")
+    if verbose not in _VERBOSE:  # True and False are 1 and 0, as in Keras.
+        raise ValueError(
+            f"verbose must be 'auto', 0, 1, 2, True or False; received verbose={verbose!r}."
+        )
     if batch_size is not None and not is_array_like(x) and _is_batched(x):
         raise ValueError(
             f"batch_size must be None when x is a {type(x).__name__} (it yields whole batches); "

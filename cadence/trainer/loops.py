@@ -42,7 +42,7 @@ from cadence.data.class_weight import (
 )
 from cadence.logs import to_python
 from cadence.optimizers import OptimizerMixin
-from cadence.trainer import arguments, preemption, step_plan
+from cadence.trainer import arguments, preemption
 from cadence.trainer.state import TrainState
 
 
@@ -93,6 +93,17 @@ def _metric_names(model: Any, do_validation: bool) -> list[str]:
     return names + [f"val_{name}" for name in names] if do_validation else names
 
 
+def _to_host(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().cpu()
+
+
+def _new_scaler(model: Any) -> Any:
+    """Return a fresh gradient scaler for a float16 run (``precision="16-mixed"``), else None."""
+    if model.precision != "16-mixed":
+        return None
+    return torch.amp.GradScaler(model.device.type)
+
+
 def _with_class_weight(batch: Any, table: dict[int, float]) -> Any:
     return apply_class_weight(batch, table)
 
@@ -103,7 +114,7 @@ def fit(
     y: Any = None,
     batch_size: int | None = None,
     epochs: int = 1,
-    verbose: int | str = "auto",
+    verbose: int | str | bool = "auto",
     callbacks: Any = None,
     validation_split: float = 0.0,
     validation_data: Any = None,
@@ -139,6 +150,7 @@ def fit(
         sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_batch_size,
         validation_freq, shuffle, workers, use_multiprocessing, max_queue_size,
     )
+    verbose = arguments.normalize_verbose(verbose)
     loader = arguments.loader_options(model, workers, use_multiprocessing, max_queue_size)
     if validation_split:
         (x, y, sample_weight), validation_data = arguments.split_validation(
@@ -148,7 +160,10 @@ def fit(
     if table is not None and is_array_like(x) and y is not None:
         sample_weight = sample_weight_from_class_weight(y, table)
         table = None
-    state = TrainState(epoch=initial_epoch, data_seed=_draw_seed())
+    state = TrainState(
+        epoch=initial_epoch, data_seed=_draw_seed(), scaler=_new_scaler(model),
+        accumulation=model.gradient_accumulation_steps,
+    )
     adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=shuffle, seed=state.data_seed,
                           **loader)
     several = distributed.is_initialized()  # torch.distributed: see cadence.distributed.
@@ -166,19 +181,18 @@ def fit(
         profile=profile_callbacks, epochs=epochs, steps=iterator.steps, verbose=verbose,
         **_keras2_params(model, adapter, validation is not None),
     )
-    state.scaler = model._scaler
     callback_list.set_run(state)
+    model._train_state = state  # What the model's own step reads: the scaler, the accumulation.
     model.stop_training = False
     model.train()
-    model.optimizer.zero_grad(set_to_none=True)
-    model._micro_step = 0  # Accumulation starts afresh with the zeroed gradients.
+    model.optimizer.zero_grad(set_to_none=True)  # Accumulation starts afresh with the run.
     move = _mover(model)
     stop = reduce_batch = None
     if several:
         distributed.wrap_model(model)
         stop = distributed.StopAgreement(model, callback_list.may_stop_each_batch())
         reduce_batch = callback_list.needs_plain_logs("on_train_batch_end")
-    train_step = step_plan.train_function(model)
+    train_step = model.make_train_function()
     with preemption.guard(model, callback_list, state) as preempt:  # SIGTERM: back up, exit.
         callback_list.on_train_begin()
         if several:  # Every rank has read a backup before rank 0 may write or delete one.
@@ -248,8 +262,9 @@ def run_evaluation(
     was_training = model.training
     model.eval()
     model.reset_metrics()
+    model.stop_evaluating = False
     move = _mover(model)
-    test_step = step_plan.test_function(model)
+    test_step = model.make_test_function()
     callbacks.on_test_begin()
     hooked = callbacks.wants_batch_hooks("test")
     logs: Any = None
@@ -260,6 +275,8 @@ def run_evaluation(
             logs = test_step(batch if move is None else move(batch))
             if hooked:
                 callbacks.on_test_batch_end(step, logs)
+            if model.stop_evaluating:
+                break
     result = _read_logs(model, logs, distributed.is_initialized())
     callbacks.on_test_end(result)
     model.train(was_training)
@@ -271,7 +288,7 @@ def evaluate(
     x: Any = None,
     y: Any = None,
     batch_size: int | None = None,
-    verbose: int | str = "auto",
+    verbose: int | str | bool = "auto",
     sample_weight: Any = None,
     steps: int | None = None,
     callbacks: Any = None,
@@ -288,6 +305,7 @@ def evaluate(
     """
     arguments.require_compiled(model, "evaluate")
     arguments.check_common(x, y, batch_size, verbose, sample_weight, steps)
+    verbose = arguments.normalize_verbose(verbose)
     adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=False, **arguments.loader_options(
         model, workers, use_multiprocessing, max_queue_size))
     if distributed.is_initialized():
@@ -308,7 +326,7 @@ def predict(
     model: Any,
     x: Any,
     batch_size: int | None = None,
-    verbose: int | str = "auto",
+    verbose: int | str | bool = "auto",
     steps: int | None = None,
     callbacks: Any = None,
     workers: int | None = None,
@@ -317,6 +335,7 @@ def predict(
 ) -> Any:
     """Return the model's outputs for ``x`` as numpy arrays, with ``on_predict_*`` hooks."""
     arguments.check_common(x, None, batch_size, verbose, None, steps)
+    verbose = arguments.normalize_verbose(verbose)
     adapter = get_adapter(x, None, None, batch_size, shuffle=False, **arguments.loader_options(
         model, workers, use_multiprocessing, max_queue_size))
     several = distributed.is_initialized()
@@ -329,15 +348,19 @@ def predict(
         model.device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
+    model.stop_predicting = False
     move = _mover(model)
+    predict_step = model.make_predict_function()
     outputs: list[Any] = []
     callback_list.on_predict_begin()
     with torch.no_grad():
         for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
             callback_list.on_predict_batch_begin(step)
-            batch_outputs = model.predict_step(batch if move is None else move(batch))
+            batch_outputs = predict_step(batch if move is None else move(batch))
             callback_list.on_predict_batch_end(step, {"outputs": batch_outputs})
-            outputs.append(tree.map_structure(lambda t: t.detach().cpu(), batch_outputs))
+            outputs.append(tree.map_structure(_to_host, batch_outputs))
+            if model.stop_predicting:
+                break
     callback_list.on_predict_end()
     model.train(was_training)
     if several:  # Every rank's outputs, in the data's order, on every rank.

@@ -98,25 +98,30 @@ class TrainState:
         epoch_iterator: The run's :class:`~cadence.data.EpochIterator` (its position is saved).
         epoch_logs: The logs of the last completed epoch (what ``on_train_end`` receives), or
             ``None``.
-        scaler: The run's ``torch.amp.GradScaler`` (mixed precision), or ``None``.
-        micro_step: Backward passes done by the training step since the run began (with
-            gradient accumulation, an optimizer step falls every ``accumulation`` of them).
         callbacks: The run's :class:`~cadence.callbacks.CallbackList` (set by its ``set_run``),
             whose callbacks' states are part of :meth:`state_dict`.
         restored: Whether :meth:`load_state_dict` was called in this run.
+        scaler: The run's ``torch.amp.GradScaler`` (``precision="16-mixed"``), or ``None``.
+        accumulation: Batches whose gradients are summed before each optimizer step
+            (``compile(gradient_accumulation_steps=...)``).
+        micro_step: Training batches backpropagated in this run; the optimizer steps when it
+            reaches a multiple of ``accumulation``.
     """
 
-    def __init__(self, epoch: int = 0, data_seed: int = 0) -> None:
+    def __init__(
+        self, epoch: int = 0, data_seed: int = 0, scaler: Any = None, accumulation: int = 1
+    ) -> None:
         self.epoch = epoch
         self.step_in_epoch = 0
         self.global_step = 0
         self.data_seed = data_seed
         self.epoch_iterator: Any = None
         self.epoch_logs: dict[str, Any] | None = None
-        self.scaler: Any = None
-        self.micro_step = 0
         self.callbacks: Any = None
         self.restored = False
+        self.scaler = scaler
+        self.accumulation = accumulation
+        self.micro_step = 0
 
     def state_dict(self) -> dict[str, Any]:
         """Return the whole state of the run (the model's weights and optimizer aside).

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from cadence.data import EpochIterator, get_adapter, tree
 from cadence.data.adapters import ArrayAdapter, pass_generator
+from cadence.data.epoch_iterator import RAN_OUT_WARNING
 
 X = np.arange(10, dtype=np.float32)[:, None]
 
@@ -29,14 +32,18 @@ def test_one_pass_per_epoch_without_steps_and_new_order_per_pass():
     assert iterator.steps == 3
 
 
-def test_steps_per_epoch_continues_across_passes():
+def test_steps_per_epoch_beyond_the_data_ends_the_epoch_and_the_next_starts_a_fresh_pass():
     iterator = EpochIterator(ArrayAdapter(X, X, batch_size=4), steps_per_epoch=2)
-    assert read(iterator, 3) == [[[0, 1, 2, 3], [4, 5, 6, 7]], [[8, 9], [0, 1, 2, 3]],
-                                 [[4, 5, 6, 7], [8, 9]]]
-    assert iterator.state_dict() == {"pass_index": 2, "batch_in_pass": 0, "batch_in_epoch": 0}
+    assert read(iterator, 1) == [[[0, 1, 2, 3], [4, 5, 6, 7]]]
+    with pytest.warns(UserWarning, match=re.escape(RAN_OUT_WARNING)):
+        assert read(iterator, 1) == [[[8, 9]]]
+    assert RAN_OUT_WARNING.startswith("Your input ran out of data; interrupting training. ")
+    assert read(iterator, 1) == [[[0, 1, 2, 3], [4, 5, 6, 7]]]
+    assert iterator.state_dict() == {"pass_index": 1, "batch_in_pass": 2, "batch_in_epoch": 0}
     assert iterator.steps == 2
 
 
+@pytest.mark.filterwarnings("ignore:Your input ran out of data")
 def test_a_resumed_iterator_reads_the_same_batches_in_the_same_order():
     reference = EpochIterator(ArrayAdapter(X, X, batch_size=3, shuffle=True, seed=11), steps_per_epoch=3)
     everything = read(reference, 4)
@@ -81,7 +88,7 @@ def test_a_generator_that_runs_out_is_exhausted():
     source = ((torch.ones(2, 1), torch.ones(2, 1)) for _ in range(3))
     iterator = EpochIterator(get_adapter(source), steps_per_epoch=2)
     assert len(list(iterator.epoch())) == 2
-    with pytest.warns(UserWarning, match="The data ran out after 1 of 2 batches"):
+    with pytest.warns(UserWarning, match="Your input ran out of data"):
         assert len(list(iterator.epoch())) == 1
     assert iterator.exhausted
 
@@ -145,10 +152,10 @@ def test_pinning_happens_only_when_asked(monkeypatch):
 
 def test_an_epoch_cut_short_by_the_caller_does_not_shorten_the_next_one():
     iterator = EpochIterator(ArrayAdapter(X, X, batch_size=2), steps_per_epoch=3)
-    iterator.load_state_dict({"pass_index": 0, "batch_in_pass": 1, "batch_in_epoch": 1})
+    iterator.load_state_dict({"pass_index": 0, "batch_in_pass": 0, "batch_in_epoch": 1})
     epoch = iterator.epoch()
-    assert [ids(next(epoch)) for _ in range(2)] == [[2, 3], [4, 5]]  # the caller stops reading here
-    assert [ids(b) for b in iterator.epoch()] == [[6, 7], [8, 9], [0, 1]]
+    assert [ids(next(epoch)) for _ in range(1)] == [[0, 1]]  # the caller stops reading here
+    assert [ids(b) for b in iterator.epoch()] == [[2, 3], [4, 5], [6, 7]]
 
 
 class _ListAdapter:

@@ -59,7 +59,7 @@ def test_reset_state_zeroes_in_place():
     m.reset_state()
     after = m.state_tensors()
     assert all(a is b for a, b in zip(before, after, strict=True))
-    assert [t.item() for t in after] == [0.0, 0.0, 0.0]  # total, count, partial
+    assert [t.item() for t in after] == [0.0, 0.0]  # total, count
     m.update_state([0.0], [[1.0]])
     assert m.result().item() == 1.0
 
@@ -67,7 +67,7 @@ def test_reset_state_zeroes_in_place():
 def test_state_tensors_are_live_for_all_reduce():
     m = metrics.Accuracy()
     m.update_state([1, 2], [[1], [0]])
-    total, count, _ = m.state_tensors()
+    total, count = m.state_tensors()
     total.add_(3.0)  # what an all-reduce with a second process would do
     count.add_(4.0)
     assert m.result().item() == pytest.approx(4 / 6)
@@ -100,7 +100,7 @@ def test_to_moves_existing_state():
     m.update_state([1.0])
     assert m.to("meta") is m
     assert m.device == torch.device("meta")
-    assert [t.device.type for t in m.state_tensors()] == ["meta", "meta", "meta"]
+    assert [t.device.type for t in m.state_tensors()] == ["meta", "meta"]
 
 
 def test_state_is_created_on_the_device_set_by_to():
@@ -177,33 +177,26 @@ def _float32_batches(count, seed=0):
     return [torch.rand((), generator=generator) * 100 for _ in range(count)]
 
 
-def test_float32_batch_sums_wait_in_partial_and_fold_every_few_batches():
-    from cadence.metrics.reduction import FOLD_EVERY
-
+def test_the_loss_tracker_adds_each_batch_in_float64():
+    batches = _float32_batches(100)
     m = metrics.Mean()
-    m.states(torch.device("cpu"))
-    batches = _float32_batches(FOLD_EVERY + 3)
-    for value in batches[:FOLD_EVERY - 1]:
-        m._add(value, 8, alpha=8)
-    states = m.states()
-    assert states["total"].item() == 0.0 and states["partial"].dtype == torch.float32
-    m._add(batches[FOLD_EVERY - 1], 8, alpha=8)  # The fold.
-    assert states["partial"].item() == 0.0 and states["total"].dtype == torch.float64
-    for value in batches[FOLD_EVERY:]:
-        m._add(value, 8, alpha=8)
-    expected = sum(float(v) * 8 for v in batches) / (8 * len(batches))
-    assert m.result().item() == pytest.approx(expected, rel=1e-6)
-    assert m.state_dict()["partial_batches"].item() == 3
+    for value in batches:
+        m.update_state(value, sample_weight=4)
+    expected = torch.zeros((), dtype=torch.float64)
+    for value in batches:
+        expected += value.double() * 4
+    states = m.state_dict()
+    assert states["total"].dtype == torch.float64 and torch.equal(states["total"], expected)
+    assert states["count"].item() == 400
+    assert m.result().item() == pytest.approx(expected.item() / 400, rel=1e-7)
 
 
 def test_reading_or_saving_a_mean_never_changes_its_value():
     batches = _float32_batches(100)
     quiet, watched = metrics.Mean(), metrics.Mean()
-    for m in (quiet, watched):
-        m.states(torch.device("cpu"))
     for value in batches:
-        quiet._add(value, 4, alpha=4)
-        watched._add(value, 4, alpha=4)
+        quiet.update_state(value, sample_weight=4)
+        watched.update_state(value, sample_weight=4)
         watched.result()
         watched.state_dict()
         watched.state_tensors()
@@ -214,25 +207,47 @@ def test_reading_or_saving_a_mean_never_changes_its_value():
 def test_a_mean_resumed_from_its_state_dict_adds_in_the_same_order():
     batches = _float32_batches(70)
     straight = metrics.Mean()
-    straight.states(torch.device("cpu"))
     for value in batches:
-        straight._add(value, 4, alpha=4)
+        straight.update_state(value, sample_weight=4)
     first = metrics.Mean()
-    first.states(torch.device("cpu"))
     for value in batches[:45]:
-        first._add(value, 4, alpha=4)
+        first.update_state(value, sample_weight=4)
     resumed = metrics.Mean()
     resumed.load_state_dict(first.state_dict())
     for value in batches[45:]:
-        resumed._add(value, 4, alpha=4)
+        resumed.update_state(value, sample_weight=4)
     assert torch.equal(resumed.result(), straight.result())
     assert resumed.state_dict().keys() == straight.state_dict().keys()
     assert all(torch.equal(resumed.state_dict()[k], straight.state_dict()[k]) for k in straight.state_dict())
 
 
-def test_a_mean_loads_a_state_saved_without_a_partial_total():
+def test_a_mean_refuses_a_state_of_other_keys():
     m = metrics.Mean()
     m.load_state_dict({"total": torch.tensor(6.0, dtype=torch.float64), "count": torch.tensor(3.0)})
     assert m.result().item() == 2.0
-    with pytest.raises(ValueError, match=r"expected keys \['count', 'partial', 'total'\], received \['total'\]"):
+    with pytest.raises(ValueError, match=r"expected keys \['count', 'total'\], received \['total'\]"):
         m.load_state_dict({"total": torch.tensor(6.0)})
+
+
+def test_a_mean_is_zero_whenever_its_count_is_zero_whatever_the_host_saw():
+    m = metrics.Mean()
+    assert m.result().item() == 0.0
+    m.update_state(torch.tensor([1.0, 3.0]))
+    assert m.result().item() == 2.0
+    m.update_state(torch.tensor([5.0, 7.0]), sample_weight=torch.tensor([0.0, 0.0]))
+    assert m.result().item() == 2.0
+    zero = metrics.Mean()
+    zero.update_state(torch.tensor([5.0]), sample_weight=torch.tensor([0.0]))
+    assert zero.result().item() == 0.0
+    loaded = metrics.Mean()
+    loaded.update_state(torch.tensor(4.0), sample_weight=2)
+    loaded.load_state_dict({"total": torch.tensor(0.0), "count": torch.tensor(0.0)})
+    assert loaded.result().item() == 0.0
+    summed = metrics.Mean()
+    summed.update_state(torch.tensor(4.0), sample_weight=2)
+    for tensor in summed.state_tensors():  # As an all-reduce would, in place.
+        tensor.zero_()
+    assert summed.result().item() == 0.0
+    summed.reset_state()
+    summed.update_state(torch.tensor(6.0), sample_weight=3)
+    assert summed.result().item() == 6.0
