@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cadence import io, saving
+from cadence import io, remote, saving
 from cadence.callbacks.callback import Callback, overridden_below
 from cadence.trainer.state import check_state_dict
 
@@ -92,13 +92,15 @@ class BackupAndRestore(Callback):
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
         #: The file the last restore read (``None`` when ``fit`` started afresh).
-        self.restored_from: Path | None = None
+        self.restored_from: Path | str | None = None
         self._save_at_epoch_end = False
 
     @property
-    def path(self) -> Path:
-        """The newest backup's file."""
-        return Path(self.backup_dir) / BACKUP_NAME
+    def path(self) -> Path | str:
+        """The newest backup's file (a URL when ``backup_dir`` is remote, see :mod:`cadence.remote`)."""
+        if remote.is_remote(self.backup_dir):
+            return str(remote.join(self.backup_dir, BACKUP_NAME))
+        return Path(remote.local_path(self.backup_dir)) / BACKUP_NAME
 
     # ----------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
@@ -167,8 +169,12 @@ class BackupAndRestore(Callback):
 
     def delete(self) -> None:
         """Remove the backup files (and leftovers of killed writers); then the folder if empty."""
-        folder = Path(self.backup_dir)
         names = [BACKUP_NAME, BACKUP_NAME + ".prev", BACKUP_NAME + ".next"]
+        if remote.is_remote(self.backup_dir):  # An object store has no folder to remove.
+            for name in names:
+                remote.remove(str(remote.join(self.backup_dir, name)))
+            return
+        folder = Path(remote.local_path(self.backup_dir))
         for name in names:
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
@@ -179,18 +185,17 @@ class BackupAndRestore(Callback):
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
-    def _read(self) -> tuple[dict[str, Any], Path] | None:
+    def _read(self) -> tuple[dict[str, Any], Path | str] | None:
         path = self.path
         if self.double_checkpoint:
-            previous = path.with_name(path.name + ".prev")
-            if not path.exists() and not previous.exists():
+            if not remote.exists_any(path) and not remote.exists_any(f"{path}.prev"):
                 return None
             payload, source = io.load_latest(path)
         else:
-            if not path.exists():
+            if not remote.exists_any(path):
                 return None
             payload, source = io.load_state(path), path
-        return payload, Path(source)
+        return payload, source if isinstance(source, str) else Path(source)
 
     # ----------------------------------------------------------------- state
     def _train_state(self) -> Any:
@@ -222,7 +227,7 @@ class BackupAndRestore(Callback):
                 states[key] = value
         return states
 
-    def _restore(self, payload: Any, source: Path, state: Any) -> None:
+    def _restore(self, payload: Any, source: Path | str, state: Any) -> None:
         """Check the whole backup against this run, then load it; RNG states last."""
         if not isinstance(payload, dict) or payload.get("format") != BACKUP_FORMAT:
             raise ValueError(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io as _io
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cadence import io
+from cadence import io, remote
 from cadence.callbacks.callback import Callback
 
 
@@ -108,11 +107,10 @@ class CSVLogger(Callback):
     def _read_existing(self) -> None:
         """Load the header and rows of an existing file to continue it (``append=True``)."""
         self.columns, self.rows = None, []
-        path = Path(self.filename)
-        if not path.is_file():
+        if not remote.exists_any(self.filename):
             return
-        with open(path, encoding="utf-8", newline="") as f:
-            records = list(csv.reader(f, delimiter=self.sep))
+        text = remote.read_any(self.filename).decode("utf-8")
+        records = list(csv.reader(_io.StringIO(text, newline=""), delimiter=self.sep))
         records = [record for record in records if record]
         if not records:
             return

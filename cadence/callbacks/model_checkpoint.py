@@ -8,7 +8,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from cadence import io
+from cadence import io, remote
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
 from cadence.trainer.logs import to_python
@@ -179,7 +179,7 @@ class ModelCheckpoint(MonitorCallback):
         path = self._format_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, path):
             return
-        if os.path.isdir(path):
+        if remote.isdir(path) if remote.is_remote(path) else os.path.isdir(remote.local_path(path)):
             raise IsADirectoryError(
                 f"ModelCheckpoint filepath must name a file, but {path!r} is an existing folder."
             )
