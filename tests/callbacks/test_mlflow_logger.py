@@ -189,3 +189,16 @@ def test_missing_mlflow_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(MissingExtraError, match=r"MLflowLogger needs the optional package 'mlflow'.*pip install 'cadence\[mlflow\]'"):
         MLflowLogger()
+
+
+def test_tracking_uri_defaults_to_mlflow_tracking_uri(store, client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])
+    logger = MLflowLogger(experiment_name="from-env")
+    assert logger.tracking_uri == store[0]
+    _fit(_model(), [logger], epochs=1)
+    assert client.get_run(logger.run_id).info.status == "FINISHED"
+    assert list(tmp_path.iterdir()) == []  # Nothing written in the working folder.
+    assert MLflowLogger(tracking_uri="sqlite:///explicit.db").tracking_uri == "sqlite:///explicit.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert MLflowLogger().tracking_uri == "sqlite:///mlruns.db"
