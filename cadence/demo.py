@@ -50,8 +50,9 @@ def check_demo_packages() -> None:
     """
     missing = [name for module, name in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
     if missing:
+        names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
         raise MissingExtraError(
-            f"cadence demo needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"cadence demo needs {names}, which {'is' if len(missing) == 1 else 'are'} "
             "not installed. Install the demo's extra with: pip install 'cadence[demo]'"
         )
 
