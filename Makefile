@@ -11,15 +11,22 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 TORCH := torch==2.13.0
 FIND_LINKS := $(sort $(PIP_FIND_LINKS) $(shell $(PY) -m pip config get global.find-links 2>/dev/null))
-UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python $(addprefix --find-links ,$(FIND_LINKS))
+# Modules are compiled to bytecode at install time, in parallel (pip does it too; otherwise the
+# first `cadence demo` would spend most of its time compiling torch, scikit-learn and mlflow).
+UV_INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(BIN)/python \
+	$(addprefix --find-links ,$(FIND_LINKS))
 # Trust the system's certificates, as pip does (uv otherwise has its own list).
 export UV_NATIVE_TLS ?= 1
 
 .PHONY: setup demo test lint bench bench-peers clean
 
+# A venv without pip is made at once; the system's pip puts uv in it (pip >= 22.3 has --python;
+# an older one gets a venv with pip first), then uv adds pip for your own use.
 $(VENV)/.uv:
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv
+	test -x $(BIN)/python || $(PY) -m venv --without-pip $(VENV)
+	$(PY) -m pip --python $(BIN)/python install --quiet uv || \
+		{ $(PY) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }
+	$(UV) pip install --quiet --python $(BIN)/python pip
 	touch $@
 
 $(VENV)/.installed-demo: pyproject.toml $(VENV)/.uv
