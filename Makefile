@@ -9,7 +9,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
-TORCH := torch==2.13.0
+# torch==2.13.0 is added to an install only when the venv has no torch yet (evaluated then).
+TORCH = $(shell $(BIN)/python -c "import torch" 2>/dev/null || echo torch==2.13.0)
 FIND_LINKS := $(sort $(PIP_FIND_LINKS) $(shell $(PY) -m pip config get global.find-links 2>/dev/null))
 # Modules are compiled to bytecode at install time, in parallel (pip does it too; otherwise the
 # first `cadence demo` would spend most of its time compiling torch, scikit-learn and mlflow).
@@ -29,14 +30,13 @@ $(VENV)/.uv:
 	$(UV) pip install --quiet --python $(BIN)/python pip
 	touch $@
 
+# One uv run resolves, downloads and installs torch and everything else in parallel.
 $(VENV)/.installed-demo: pyproject.toml $(VENV)/.uv
-	$(BIN)/python -c "import torch" 2>/dev/null || $(UV_INSTALL) $(TORCH)
-	$(UV_INSTALL) -e ".[demo]"
+	$(UV_INSTALL) $(TORCH) -e ".[demo]"
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.uv
-	$(BIN)/python -c "import torch" 2>/dev/null || $(UV_INSTALL) $(TORCH)
-	$(UV_INSTALL) -e ".[all,dev]"
+	$(UV_INSTALL) $(TORCH) -e ".[all,dev]"
 	touch $@
 
 setup: $(VENV)/.installed
