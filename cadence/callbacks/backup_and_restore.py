@@ -44,9 +44,10 @@ class BackupAndRestore(Callback):
 
     Limits: the data order is reproduced for arrays, tensors, data sets and sequences
     read by cadence; a ``DataLoader`` with its own shuffling sampler resumes exactly only at epoch
-    boundaries; a ``Sequence``'s own state (e.g. indexes it shuffles in ``on_epoch_end``) is saved
-    only if it defines ``state_dict()`` and ``load_state_dict()``; a Python generator cannot be
-    rewound. Non-deterministic GPU kernels make any two runs differ, interrupted or not.
+    boundaries (torchdata's ``StatefulDataLoader`` resumes exactly mid-epoch); a ``Sequence``'s
+    own state (e.g. indexes it shuffles in ``on_epoch_end``) is saved only if it defines
+    ``state_dict()`` and ``load_state_dict()``; a Python generator cannot be rewound.
+    Non-deterministic GPU kernels make any two runs differ, interrupted or not.
 
     Args:
         backup_dir: The folder of the backup (created when needed). Use one folder per run.

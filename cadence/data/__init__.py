@@ -9,6 +9,8 @@ numpy arrays / tensors            batches of ``batch_size`` (default 32) sliced 
                                   ``DataLoader`` over cadence's (seeded) order
 ``IterableDataset``               samples collated into batches; re-iterated every pass
 ``DataLoader``                    used as given: its batch size, sampler, workers
+``StatefulDataLoader``            used as given, its ``state_dict()`` saved with the run's
+(torchdata)                       state: resumes exactly mid-epoch
 ``cadence.data.Sequence``         ``sequence[i]`` is batch ``i``; ``on_epoch_end`` once per
 (``PyDataset``)                   training epoch; workers are ``DataLoader`` processes
 generator / iterator of batches   read once; ``fit`` needs ``steps_per_epoch`` for more
