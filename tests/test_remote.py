@@ -193,3 +193,40 @@ def test_s3_files_are_whole_or_absent_and_rotate(s3_env):
     assert io.load_latest(path) == ({"step": 2}, path)
     assert io.load_state(path + ".prev") == {"step": 1}
     assert sorted(_objects(bucket, "run")) == ["backup.cadence", "backup.cadence.prev"]
+
+
+def test_training_writes_every_file_to_memory_urls():
+    import fsspec
+    import numpy as np
+    from torch import nn
+
+    import cadence
+    from cadence import callbacks
+
+    fs = fsspec.filesystem("memory")
+    torch.manual_seed(0)
+    model = cadence.Sequential(nn.Linear(3, 2))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.arange(60, dtype=np.float32).reshape(20, 3) / 60
+    y = np.ones((20, 2), dtype=np.float32)
+    root = "memory://cadence-fit"
+    model.fit(x, y, batch_size=5, epochs=2, validation_split=0.2, verbose=0, callbacks=[
+        callbacks.CSVLogger(f"{root}/log.csv"),
+        callbacks.ModelCheckpoint(f"{root}/ckpt-{{epoch}}.safetensors"),
+        callbacks.TensorBoard(f"{root}/tb"),
+        callbacks.BackupAndRestore(f"{root}/backup", delete_checkpoint=False),
+    ])
+    names = sorted(path.removeprefix("/cadence-fit/") for path in fs.find("/cadence-fit"))
+    assert names[:5] == ["backup/backup.cadence", "backup/backup.cadence.prev", "ckpt-1.safetensors",
+                         "ckpt-2.safetensors", "log.csv"]
+    assert [n.split("/")[1] for n in names[5:]] == ["train", "validation"]
+    assert fs.cat_file("/cadence-fit/log.csv").decode().splitlines()[0] == "epoch,loss,val_loss"
+    model.save_weights(f"{root}/w.pt")
+    other = cadence.Sequential(nn.Linear(3, 2))
+    other.load_weights(f"{root}/w.pt")
+    assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), model.state_dict().values(), strict=True))
+    callbacks.BackupAndRestore(f"{root}/backup").delete()
+    assert not any(p.startswith("/cadence-fit/backup") for p in fs.find("/cadence-fit"))
+    with pytest.raises(ValueError, match=r"profile_batch needs a local log_dir.*log_dir='memory://x'"):
+        callbacks.TensorBoard("memory://x", profile_batch=2)
+    fs.rm("/cadence-fit", recursive=True)

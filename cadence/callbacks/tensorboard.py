@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from cadence import extras
+from cadence import extras, remote
 from cadence.callbacks.callback import Callback
 from cadence.trainer.logs import to_python
 
@@ -122,6 +122,11 @@ class TensorBoard(Callback):
                 f"received update_freq={update_freq!r}."
             )
         self._start_batch, self._stop_batch = _check_profile_batch(profile_batch)
+        if self._start_batch and remote.is_remote(log_dir):
+            raise ValueError(
+                "profile_batch needs a local log_dir: torch.profiler writes its traces to local "
+                f"files; received log_dir={os.fspath(log_dir)!r}, profile_batch={profile_batch!r}."
+            )
         self._summary_writer_class = extras.require(
             "torch.utils.tensorboard", "cadence.callbacks.TensorBoard", "tensorboard"
         ).SummaryWriter
