@@ -7,6 +7,10 @@ objects raise :class:`UnsafeFileError`: cadence never runs code from files. A ca
 is the bytes of an ordinary ``torch.save`` behind one header line,
 ``cadence-state v1 <payload size> <sha256 of the payload, hex>\n``, so a truncated or altered
 file is detected on load (:class:`CorruptFileError`).
+
+A path may also be a URL: ``file://`` names a local file, and other protocols (``s3://``,
+``gs://``, ``memory://``, ...) are read and written through fsspec by :mod:`cadence.remote`,
+where a file is written locally and then uploaded whole.
 """
 
 from __future__ import annotations
