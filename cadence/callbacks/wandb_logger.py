@@ -153,6 +153,9 @@ class WandbLogger(Callback):
     def on_train_begin(self, logs=None):
         """Start a W&B run (or resume the one of a restored backup) and log the configuration."""
         wandb = extras.require("wandb", "cadence.callbacks.WandbLogger")
+        if self.wandb_run is not None:  # An earlier fit with this callback raised: close its run.
+            self.wandb_run.finish(exit_code=1)
+            self.wandb_run = None
         if not self._restored:
             self.run_id = None
             self._global_train_batch = 0

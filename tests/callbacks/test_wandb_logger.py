@@ -191,6 +191,20 @@ def test_log_checkpoint_uploads_a_model_artifact(offline, tmp_path):
     assert [entry.path for entry in artifacts[0].manifest.contents] == ["best.pt"]
 
 
+def test_a_run_left_open_by_a_failed_fit_is_finished_by_the_next_fit(offline):
+    x, y = _data()
+    logger = callbacks.WandbLogger(project="cadence-test")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _model().fit(x, y, batch_size=10, epochs=2, validation_split=0.25, verbose=0,
+                     callbacks=[FailAfterEpoch(0), logger])
+    failed = logger.run_id
+    _model().fit(x, y, batch_size=10, epochs=1, validation_split=0.25, verbose=0, callbacks=[logger])
+    assert logger.run_id != failed
+    exits = [r.exit.exit_code for r in read_records(run_file(offline, failed))
+             if r.WhichOneof("record_type") == "exit"]
+    assert exits == [1]
+
+
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match=r"log_every_n_batches must be None or a positive integer; received log_every_n_batches=0"):
         callbacks.WandbLogger(log_every_n_batches=0)
