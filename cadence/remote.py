@@ -201,3 +201,84 @@ def exists_any(path: str | os.PathLike) -> bool:
     if is_remote(path):
         return exists(os.fspath(path))
     return os.path.isfile(local_path(path))
+
+
+class RemoteLockedError(RuntimeError):
+    """Another run holds the lock object of a remote folder."""
+
+
+class RemoteLock:
+    """An exclusive lock on a remote folder: a lock object created only if it does not exist.
+
+    Object stores have no locks that the OS drops when a process dies, so the lock is an object,
+    ``<folder>/.lock``, written with an exclusive create (S3's ``If-None-Match: *``; fsspec's
+    ``mode="create"``) and holding the holder's host, process id and start time. A second run
+    is refused, naming the holder. A lock left by a process that no longer runs on this same
+    machine is taken over; one left by another machine cannot be checked and must be deleted by
+    hand (the message says which object), as a killed run on a lost machine cannot remove it.
+
+    Args:
+        folder: The remote folder to lock (a URL).
+        owner: Who takes the lock, for the message (``"BackupAndRestore"``).
+    """
+
+    def __init__(self, folder: str, owner: str) -> None:
+        self.url = str(join(folder, ".lock"))
+        self.owner = owner
+        self.held = False
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`RemoteLockedError` naming its holder."""
+        if self.held:
+            return
+        import json
+        import socket
+        import time
+
+        fs, inner = filesystem(self.url)
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        for _ in range(2):
+            try:
+                fs.pipe_file(inner, json.dumps(me).encode(), mode="create")
+                self.held = True
+                return
+            except FileExistsError:
+                holder = self._holder(fs, inner)
+                if not _dead_here(holder, me["host"]):
+                    break
+                remove(self.url)  # Its process died on this machine: take the lock over.
+        raise RemoteLockedError(
+            f"{self.owner}: '{self.url[: -len('/.lock')]}' is in use by process "
+            f"{holder.get('pid', '?')} on host {holder.get('host', '?')} (lock object "
+            f"'{self.url}'). Use another folder, or delete the lock object if that run is gone."
+        )
+
+    def release(self) -> None:
+        """Remove the lock object, if this object holds it."""
+        if self.held:
+            remove(self.url)
+            self.held = False
+
+    @staticmethod
+    def _holder(fs: Any, inner: str) -> dict[str, Any]:
+        import json
+
+        try:
+            found = json.loads(fs.cat_file(inner))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+
+def _dead_here(holder: dict[str, Any], host: str) -> bool:
+    """Return whether ``holder`` is a process of this host that no longer runs."""
+    pid = holder.get("pid")
+    if holder.get("host") != host or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # It runs, as another user.
+        return False
+    return False

@@ -230,3 +230,33 @@ def test_training_writes_every_file_to_memory_urls():
     with pytest.raises(ValueError, match=r"profile_batch needs a local log_dir.*log_dir='memory://x'"):
         callbacks.TensorBoard("memory://x", profile_batch=2)
     fs.rm("/cadence-fit", recursive=True)
+
+
+def _lock_tests(folder: str):
+    first, second = remote.RemoteLock(folder, "BackupAndRestore"), remote.RemoteLock(folder, "Other")
+    first.acquire()
+    with pytest.raises(remote.RemoteLockedError, match=(
+            rf"Other: '{folder}' is in use by process {os.getpid()} on host .* \(lock object "
+            rf"'{folder}/.lock'\)")):
+        second.acquire()
+    first.release()
+    second.acquire()
+    second.release()
+    assert not remote.exists(f"{folder}/.lock")
+    # A lock left by a dead process of this machine is taken over.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    fs, inner = remote.filesystem(f"{folder}/.lock")
+    fs.pipe_file(inner, json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
+                                    "since": 0}).encode())
+    first.acquire()
+    assert json.loads(fs.cat_file(inner))["pid"] == os.getpid()
+    first.release()
+
+
+def test_remote_lock_on_memory():
+    _lock_tests("memory://cadence-lock/run")
+
+
+def test_remote_lock_on_s3(s3_env):
+    _lock_tests(f"s3://{s3_env}/run")
