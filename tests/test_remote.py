@@ -225,6 +225,11 @@ def test_training_writes_every_file_to_memory_urls():
     other = cadence.Sequential(nn.Linear(3, 2))
     other.load_weights(f"{root}/w.pt")
     assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), model.state_dict().values(), strict=True))
+    model.save(f"{root}/model.cadence")
+    again = cadence.Sequential(nn.Linear(3, 2))
+    cadence.load_model(f"{root}/model.cadence", again)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values(), strict=True))
+    assert again.optimizer.state_dict()["state"].keys() == model.optimizer.state_dict()["state"].keys()
     callbacks.BackupAndRestore(f"{root}/backup").delete()
     assert not any(p.startswith("/cadence-fit/backup") for p in fs.find("/cadence-fit"))
     with pytest.raises(ValueError, match=r"profile_batch needs a local log_dir.*log_dir='memory://x'"):
