@@ -30,12 +30,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _version() -> str:
+    """Return the installed distribution's version, or the package's own without one."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("cadence")
+    except metadata.PackageNotFoundError:  # Run from a source tree that is not installed.
+        from cadence import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``cadence`` argument parser with its three subcommands."""
     parser = argparse.ArgumentParser(
         prog="cadence", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"cadence {_version()}",
+                        help="print cadence's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = commands.add_parser(
@@ -84,8 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    # Said at once: importing torch and scikit-learn takes a few seconds before the first epoch.
+    print(f"cadence demo: starting (loading torch and scikit-learn's digits; outputs go to "
+          f"{args.run_dir})", file=out, flush=True)
     from cadence import demo
+    from cadence.extras import MissingExtraError
 
+    try:
+        demo.check_demo_packages()
+    except MissingExtraError as error:
+        print(f"cadence demo: error: {error}", file=sys.stderr)
+        return 1
     return demo.main(args.run_dir, epochs=args.epochs, verbose=args.verbose, out=out)
 
 
@@ -140,5 +163,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 1
 
 
+def console() -> None:
+    """Run the ``cadence`` console script, then exit without the interpreter's teardown.
+
+    Everything the commands write is closed and flushed when ``main`` returns; tearing down
+    the modules of torch, MLflow and matplotlib would only add seconds before the prompt.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m cadence.cli`
-    sys.exit(main())
+    console()

@@ -5,12 +5,22 @@
 learning-rate reduction on plateaus, a best-model checkpoint, a CSV log, TensorBoard event
 files, an MLflow run in a local SQLite store and a backup every epoch, all under one run folder.
 Interrupted (Ctrl-C, a kill), the same command resumes from the last backup.
+
+MLflow is slow to start (importing it, then creating a new SQLite store's tables takes seconds),
+so the demo's MLflowLogger runs in a worker thread (:class:`InBackground`): training starts at
+once and the demo waits for MLflow only at the end, saying so. It needs the ``demo`` extra
+(``pip install 'cadence[demo]'``), checked before anything is written.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import queue
 import shutil
 import sys
+import threading
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,11 +31,30 @@ from torch import nn
 
 import cadence
 from cadence import callbacks as cb
+from cadence.callbacks.mlflow_logger import _quiet as quiet_mlflow
+from cadence.extras import MissingExtraError
 
 #: Fractions of the 1,797 digits held out for testing, then (of the rest) for validation.
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.2
 BATCH_SIZE = 32
+#: The packages the demo needs (its ``demo`` extra), by import name and distribution name.
+DEMO_PACKAGES = {"sklearn": "scikit-learn", "mlflow": "mlflow", "tensorboard": "tensorboard",
+                 "matplotlib": "matplotlib"}
+
+
+def check_demo_packages() -> None:
+    """Raise :class:`~cadence.extras.MissingExtraError` if a package of the demo is missing.
+
+    Only looks the packages up (nothing is imported), so it is instant.
+    """
+    missing = [name for module, name in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        raise MissingExtraError(
+            f"cadence demo needs {names}, which {'is' if len(missing) == 1 else 'are'} "
+            "not installed. Install the demo's extra with: pip install 'cadence[demo]'"
+        )
 
 
 @dataclass
@@ -123,25 +152,35 @@ def run_demo(
     """
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received epochs={epochs!r}.")
+    check_demo_packages()
     paths = output_paths(run_dir)
     paths["run folder"].mkdir(parents=True, exist_ok=True)
     backup_dir = paths["backup"]
     if not (backup_dir.is_dir() and any(backup_dir.iterdir())) and paths["TensorBoard logs"].is_dir():
         # A fresh start: the previous run's curves would be mixed with this one's in TensorBoard.
         shutil.rmtree(paths["TensorBoard logs"])
-    splits = load_digits_splits(seed)
-    x_train, y_train = splits["train"]
-    model = build_model(seed)
+    # MLflow starts first: its worker thread sets up while the data loads and training runs.
     mlflow_uri = f"sqlite:///{paths['MLflow store'].resolve()}"
     early_stopping = cb.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)
     backup = cb.BackupAndRestore(backup_dir, save_freq="epoch")
-    mlflow_logger = cb.MLflowLogger(
-        tracking_uri=mlflow_uri,
-        experiment_name="cadence-demo",
-        artifact_paths=[paths["CSV log"], paths["best checkpoint"], paths["curves"]],
-        artifact_location=paths["MLflow artifacts"].resolve().as_uri(),
-        params={"batch_size": BATCH_SIZE, "seed": seed, "data": "sklearn digits"},
-    )
+
+    def mlflow_logger_with_its_store() -> cb.MLflowLogger:
+        logger = cb.MLflowLogger(
+            tracking_uri=mlflow_uri,
+            experiment_name="cadence-demo",
+            artifact_paths=[paths["CSV log"], paths["best checkpoint"], paths["curves"]],
+            artifact_location=paths["MLflow artifacts"].resolve().as_uri(),
+            params={"batch_size": BATCH_SIZE, "seed": seed, "data": "sklearn digits"},
+        )
+        with quiet_mlflow():  # Creates a new store's tables now, before the first epoch ends.
+            logger.client.get_experiment_by_name("cadence-demo")
+        return logger
+
+    mlflow_logger = InBackground(mlflow_logger_with_its_store, state_key="MLflowLogger",
+                                 waiting="(waiting for MLflow to set up its store)")
+    splits = load_digits_splits(seed)
+    x_train, y_train = splits["train"]
+    model = build_model(seed)
     run_callbacks: list[cb.Callback] = [
         cb.ProgbarLogger(),
         early_stopping,
@@ -173,9 +212,116 @@ def run_demo(
         samples={name: len(labels) for name, (_, labels) in splits.items()},
         paths=paths,
         mlflow_uri=mlflow_uri,
-        mlflow_run_id=mlflow_logger.run_id,
+        mlflow_run_id=getattr(mlflow_logger.callback, "run_id", None),
         history=history,
     )
+
+
+class InBackground(cb.Callback):
+    """Run a slow callback's train and epoch hooks in a worker thread, in order.
+
+    The callback is built by ``factory`` in the worker too (MLflowLogger imports mlflow), and
+    every hook it gets is queued, so training does not wait for it. Two calls wait until the
+    worker has run everything queued, printing ``waiting`` if it is not done yet:
+    :meth:`state_dict` (so that a backup holds the callback's exact state, e.g. MLflow's run
+    id) and ``on_train_end``. Its batch hooks are not called. An error in the worker is
+    reported as a warning when training ends: the run's other outputs are kept. One ``fit``.
+
+    Args:
+        factory: Returns the callback.
+        state_key: The callback's name in backups.
+        waiting: What to print when training ends before the worker is done.
+    """
+
+    def __init__(self, factory: Callable[[], cb.Callback], state_key: str, waiting: str) -> None:
+        super().__init__()
+        self.callback: Any = None
+        self.error: BaseException | None = None
+        self._key = state_key
+        self._waiting = waiting
+        self._state: dict[str, Any] = {}
+        self._said_waiting = False
+        self._tasks: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._work, args=(factory,), daemon=True)
+        self._worker.start()
+
+    @property
+    def state_key(self) -> str:
+        """The name given to this callback's entry in backups."""
+        return self._key
+
+    def _work(self, factory: Callable[[], cb.Callback]) -> None:
+        try:
+            self.callback = factory()
+        except BaseException as error:  # noqa: BLE001 - reported when training ends
+            self.error = error
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                self._tasks.task_done()
+                return
+            name, args = task
+            try:
+                if self.error is None:
+                    getattr(self.callback, name)(*args)
+                    self._state = self.callback.state_dict()
+            except BaseException as error:  # noqa: BLE001 - reported when training ends
+                self.error = error
+            finally:
+                self._tasks.task_done()
+
+    def _queue(self, name: str, *args: Any) -> None:
+        self._tasks.put((name, args))
+
+    def set_model(self, model: Any) -> None:
+        """Attach the model, to this wrapper and (in the worker) to the callback."""
+        super().set_model(model)
+        self._queue("set_model", model)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Set the run's parameters, here and (in the worker) on the callback."""
+        super().set_params(params)
+        self._queue("set_params", dict(params))
+
+    def _wait(self) -> None:
+        done = self._tasks.all_tasks_done
+        with done:
+            if not done.wait_for(lambda: not self._tasks.unfinished_tasks, timeout=0.5):
+                if not self._said_waiting:
+                    print(f"{self._waiting}...", flush=True)
+                    self._said_waiting = True
+                done.wait_for(lambda: not self._tasks.unfinished_tasks)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the callback's state once the worker has run every hook queued so far."""
+        self._wait()
+        return dict(self._state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the callback's state (in the worker, before its next hook)."""
+        self._state = dict(state)
+        self._queue("load_state_dict", dict(state))
+
+    def on_train_begin(self, logs=None):
+        """Queue the hook."""
+        self._queue("on_train_begin", dict(logs or {}))
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Queue the hook with a copy of the logs."""
+        self._queue("on_epoch_end", epoch, dict(logs or {}))
+
+    def on_train_end(self, logs=None):
+        """Queue the hook, then wait for the worker to finish everything."""
+        self._queue("on_train_end", dict(logs or {}))
+        self._tasks.put(None)
+        self._wait()
+        self._worker.join()
+        if self.error is not None:
+            warnings.warn(
+                f"{self._key} failed in the background ({type(self.error).__name__}: "
+                f"{self.error}); the run's other outputs are complete.",
+                stacklevel=2,
+            )
 
 
 class _PlotCurves(cb.Callback):

@@ -11,6 +11,14 @@ EXTRAS: dict[str, str] = {
     "mlflow": "mlflow",
     "matplotlib": "plot",
     "torchmetrics": "metrics",
+    "wandb": "wandb",
+    "optuna": "optuna",
+    "torchdata": "torchdata",
+    "fsspec": "remote",
+    "s3fs": "remote",
+    "gcsfs": "remote",
+    "sklearn": "demo",
+    "ipywidgets": "notebook",
 }
 
 

@@ -7,6 +7,10 @@ objects raise :class:`UnsafeFileError`: cadence never runs code from files. A ca
 is the bytes of an ordinary ``torch.save`` behind one header line,
 ``cadence-state v1 <payload size> <sha256 of the payload, hex>\n``, so a truncated or altered
 file is detected on load (:class:`CorruptFileError`).
+
+A path may also be a URL: ``file://`` names a local file, and other protocols (``s3://``,
+``gs://``, ``memory://``, ...) are read and written through fsspec by :mod:`cadence.remote`,
+where a file is written locally and then uploaded whole.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import IO, Any
 
 import torch
 
-from cadence import checksums
+from cadence import checksums, remote
 
 PathLike = str | os.PathLike
 
@@ -97,7 +101,11 @@ def atomic_write(
     """
     if mode not in ("wb", "w", "wt"):
         raise ValueError(f"atomic_write mode must be 'wb', 'w' or 'wt'; received: mode={mode!r}")
-    target = Path(path)
+    if remote.is_remote(path):  # An object store: written locally, then put whole.
+        with remote.open_write(os.fspath(path), mode, encoding, newline) as f:
+            yield f
+        return
+    target = Path(remote.local_path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -260,7 +268,7 @@ def load_state(path: PathLike, map_location: Any = "cpu") -> Any:
         CorruptFileError: If the file is truncated, altered, or in no known format.
         UnsafeFileError: If the file holds pickled objects that safe loading refuses.
     """
-    return _decode_state(Path(path).read_bytes(), path, map_location)
+    return _decode_state(remote.read_any(path), path, map_location)
 
 
 def load_torch_file(path: PathLike, map_location: Any = "cpu") -> Any:
@@ -318,7 +326,7 @@ def load_weights_file(path: PathLike, map_location: Any = "cpu") -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    data = Path(path).read_bytes()
+    data = remote.read_any(path)
     problem = checksums.safetensors_problem(data)
     if problem is not None:
         raise CorruptFileError(path, problem)
@@ -329,15 +337,14 @@ def load_weights_file(path: PathLike, map_location: Any = "cpu") -> Any:
     return {key: value.to(map_location) for key, value in tensors.items()}
 
 
-def _looks_complete(path: Path) -> bool:
+def _looks_complete(path: PathLike) -> bool:
     """Tell whether ``path`` is a whole cadence state file: its size and checksum match its header.
 
     Only such a file may replace the previous backup, so a damaged newest file never pushes out
     the good one before it.
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = remote.read_any(path)
     except OSError:
         return False
     header = _HEADER_RE.match(data[:_MAX_HEADER])
@@ -365,9 +372,14 @@ def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:
     Raises:
         TypeError: If ``obj`` holds types :func:`save_state` refuses; no file is touched then.
     """
-    target = Path(path)
-    staged = target.with_name(target.name + ".next")
     data = _encode_state(obj)
+    if remote.is_remote(path):  # Each put is whole or absent: keep the previous, then replace.
+        if _looks_complete(path):
+            remote.copy(os.fspath(path), os.fspath(path) + prev_suffix)
+        remote.put_bytes(os.fspath(path), data)
+        return
+    target = Path(remote.local_path(path))
+    staged = target.with_name(target.name + ".next")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(staged, "wb") as f:  # A fixed name: a killed writer's leftover is overwritten.
@@ -387,7 +399,7 @@ def rotate_write(path: PathLike, obj: Any, prev_suffix: str = ".prev") -> None:
 
 def load_latest(
     path: PathLike, map_location: Any = "cpu", prev_suffix: str = ".prev"
-) -> tuple[Any, Path]:
+) -> tuple[Any, PathLike]:
     """Load the newest complete state written by :func:`rotate_write`.
 
     Tries ``path``, then ``path + prev_suffix``. A missing or corrupt ``path`` is skipped with a
@@ -402,8 +414,12 @@ def load_latest(
         CorruptFileError: If every existing file is corrupt.
         UnsafeFileError: If a file holds pickled objects that safe loading refuses.
     """
-    newest = Path(path)
-    previous = newest.with_name(newest.name + prev_suffix)
+    if remote.is_remote(path):
+        newest: PathLike = os.fspath(path)
+        previous: PathLike = os.fspath(path) + prev_suffix
+    else:
+        newest = Path(remote.local_path(path))
+        previous = newest.with_name(newest.name + prev_suffix)
     problems = []
     for candidate in (newest, previous):
         try:
@@ -413,7 +429,7 @@ def load_latest(
         except CorruptFileError as err:
             reason = err.reason
             problems.append(f"'{candidate}': {reason}")
-        if candidate is newest and previous.exists():
+        if candidate is newest and remote.exists_any(previous):
             warnings.warn(
                 f"Skipping backup '{newest}' ({reason}); loading '{previous}' instead.",
                 stacklevel=2,

@@ -2,7 +2,8 @@
 
 Curves come from a :class:`~cadence.callbacks.History`, a ``{key: [value per epoch]}`` dict, or
 a CSV log written by :class:`~cadence.callbacks.CSVLogger`. Figures are drawn with matplotlib's
-non-interactive ``Agg`` canvas, so plotting works on machines without a display.
+non-interactive ``Agg`` canvas, so plotting works on machines without a display. In a Jupyter
+notebook the returned figure is shown inline, as the cell's result (``history.plot()``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
@@ -176,6 +178,7 @@ def plot_curves(
         ax.set_visible(False)
     if title:
         figure.suptitle(title)
+    _show_figures_inline()
     if output_path is not None:
         output_path = Path(output_path)
         buffer = BytesIO()
@@ -209,3 +212,24 @@ def _panel(ax: Any, name: str, epochs: list[float], columns: Mapping[str, list[f
         values = [v for v in columns.get(name, []) if not math.isnan(v)]
         if values and min(values) > 0 and max(values) / min(values) > 20:
             ax.set_yscale("log")
+
+
+def _figure_png(figure: Any) -> bytes:
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _show_figures_inline() -> None:
+    """In an IPython shell (a Jupyter kernel), display a returned figure as a PNG image.
+
+    ``matplotlib.pyplot`` registers this display when it is imported in a notebook; cadence
+    draws on ``Figure`` objects without pyplot (no global state, no display needed), so it
+    registers the same display itself. Outside IPython nothing happens.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type_by_name("matplotlib.figure", "Figure", _figure_png)

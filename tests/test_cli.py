@@ -101,6 +101,38 @@ def test_ctrl_c_during_the_demo_says_how_to_resume(tmp_path, monkeypatch):
     code, printed = _run(["demo", "--run-dir", str(tmp_path / "run")])
     assert code == 130
     assert printed == (
+        f"cadence demo: starting (loading torch and scikit-learn's digits; outputs go to {tmp_path / 'run'})\n"
         "\nInterrupted. Run the same command again to resume from the last backup in "
         f"{tmp_path / 'run' / 'backup'}.\n"
     )
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"cadence {metadata.version('cadence')}\n"
+    import cadence
+
+    assert metadata.version("cadence") == cadence.__version__
+
+
+def test_demo_without_scikit_learn_names_the_extra_before_writing_anything(tmp_path, monkeypatch, capsys):
+    real_find_spec = demo.importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "sklearn" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(demo.importlib.util, "find_spec", find_spec)
+    code, printed = _run(["demo", "--run-dir", str(tmp_path / "run")])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "cadence demo: error: cadence demo needs scikit-learn, which is not installed. Install "
+        "the demo's extra with: pip install 'cadence[demo]'\n"
+    )
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(demo.MissingExtraError, match=r"pip install 'cadence\[demo\]'"):
+        demo.run_demo(tmp_path / "run")
+    assert not (tmp_path / "run").exists()

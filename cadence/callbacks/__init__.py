@@ -20,6 +20,7 @@ from cadence.callbacks.swap_ema_weights import SwapEMAWeights
 from cadence.callbacks.tensorboard import TensorBoard
 from cadence.callbacks.terminate_on_nan import TerminateOnNaN
 from cadence.callbacks.torch_scheduler import TorchScheduler
+from cadence.callbacks.wandb_logger import WandbLogger
 
 __all__ = ["BackupAndRestore", "Callback", "CallbackList", "History", "ProgbarLogger"]
 __all__ += [
@@ -30,4 +31,4 @@ __all__ += [
     "HyperparameterScheduler", "LearningRateScheduler", "MetricsLogger", "SwapEMAWeights",
     "TorchScheduler",
 ]
-__all__ += ["MLflowLogger", "TensorBoard"]
+__all__ += ["MLflowLogger", "TensorBoard", "WandbLogger"]

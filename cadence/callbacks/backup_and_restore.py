@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cadence import file_lock, io, output_paths, saving
+from cadence import file_lock, io, output_paths, remote, saving
 from cadence.callbacks.callback import Callback, overridden_below
 from cadence.distributed import core as distributed_core
 from cadence.logs import plain_numbers
@@ -60,9 +60,10 @@ class BackupAndRestore(Callback):
 
     Limits: the data order is reproduced for arrays, tensors, data sets and sequences
     read by cadence; a ``DataLoader`` with its own shuffling sampler resumes exactly only at epoch
-    boundaries; a ``Sequence``'s own state (e.g. indexes it shuffles in ``on_epoch_end``) is saved
-    only if it defines ``state_dict()`` and ``load_state_dict()``; a Python generator cannot be
-    rewound. Non-deterministic GPU kernels make any two runs differ, interrupted or not.
+    boundaries (torchdata's ``StatefulDataLoader`` resumes exactly mid-epoch); a ``Sequence``'s
+    own state (e.g. indexes it shuffles in ``on_epoch_end``) is saved only if it defines
+    ``state_dict()`` and ``load_state_dict()``; a Python generator cannot be rewound.
+    Non-deterministic GPU kernels make any two runs differ, interrupted or not.
 
     Args:
         backup_dir: The folder of the backup (created when needed). Use one folder per run.
@@ -114,14 +115,16 @@ class BackupAndRestore(Callback):
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
         #: The file the last restore read (``None`` when ``fit`` started afresh).
-        self.restored_from: Path | None = None
+        self.restored_from: Path | str | None = None
         self._save_at_epoch_end = False
-        self._lock: file_lock.FileLock | None = None
+        self._lock: file_lock.FileLock | remote.RemoteLock | None = None
 
     @property
-    def path(self) -> Path:
-        """The newest backup's file."""
-        return Path(self.backup_dir) / BACKUP_NAME
+    def path(self) -> Path | str:
+        """The newest backup's file (a URL when ``backup_dir`` is remote, see :mod:`cadence.remote`)."""
+        if remote.is_remote(self.backup_dir):
+            return str(remote.join(self.backup_dir, BACKUP_NAME))
+        return Path(remote.local_path(self.backup_dir)) / BACKUP_NAME
 
     # ----------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
@@ -178,11 +181,22 @@ class BackupAndRestore(Callback):
         if self._lock is not None:
             lock, self._lock = self._lock, None
             lock.release()
-            with contextlib.suppress(OSError):  # Left empty by delete(): remove it.
-                Path(self.backup_dir).rmdir()
+            if not remote.is_remote(self.backup_dir):
+                with contextlib.suppress(OSError):  # Left empty by delete(): remove it.
+                    Path(remote.local_path(self.backup_dir)).rmdir()
 
     def _take_folder(self) -> None:
-        """Check the folder, lock it (on rank 0) and remove dead writers' temporary files."""
+        """Check the folder, lock it (on rank 0) and remove dead writers' temporary files.
+
+        On an object store (``s3://``, ...) the lock is a ``.lock`` object created only if absent
+        (:class:`cadence.remote.RemoteLock`); there is no folder to check and no temporary file.
+        """
+        if remote.is_remote(self.backup_dir):
+            if distributed_core.is_rank_zero():
+                if self._lock is None:
+                    self._lock = remote.RemoteLock(self.backup_dir, "BackupAndRestore")
+                self._lock.acquire()
+            return
         output_paths.check_output_folder(self.backup_dir, "BackupAndRestore", "backup_dir")
         if not distributed_core.is_rank_zero():
             return
@@ -211,8 +225,12 @@ class BackupAndRestore(Callback):
 
     def delete(self) -> None:
         """Remove the backup files (and leftovers of killed writers); then the folder if empty."""
-        folder = Path(self.backup_dir)
         names = [BACKUP_NAME, BACKUP_NAME + ".prev", BACKUP_NAME + ".next"]
+        if remote.is_remote(self.backup_dir):  # An object store has no folder to remove.
+            for name in names:
+                remote.remove(str(remote.join(self.backup_dir, name)))
+            return
+        folder = Path(remote.local_path(self.backup_dir))
         # The lock file stays until release_resources(), which then removes the empty folder.
         for name in names:
             with contextlib.suppress(FileNotFoundError):
@@ -224,18 +242,17 @@ class BackupAndRestore(Callback):
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
-    def _read(self) -> tuple[dict[str, Any], Path] | None:
+    def _read(self) -> tuple[dict[str, Any], Path | str] | None:
         path = self.path
         if self.double_checkpoint:
-            previous = path.with_name(path.name + ".prev")
-            if not path.exists() and not previous.exists():
+            if not remote.exists_any(path) and not remote.exists_any(f"{path}.prev"):
                 return None
             payload, source = io.load_latest(path)
         else:
-            if not path.exists():
+            if not remote.exists_any(path):
                 return None
             payload, source = io.load_state(path), path
-        return payload, Path(source)
+        return payload, source if isinstance(source, str) else Path(source)
 
     # ----------------------------------------------------------------- state
     def _run(self) -> Any:
@@ -246,7 +263,7 @@ class BackupAndRestore(Callback):
             )
         return self.run
 
-    def _restore(self, payload: Any, source: Path, state: Any) -> None:
+    def _restore(self, payload: Any, source: Path | str, state: Any) -> None:
         """Check the whole backup against this run, then load it; RNG states last."""
         if not isinstance(payload, dict) or payload.get("format") != BACKUP_FORMAT:
             raise ValueError(

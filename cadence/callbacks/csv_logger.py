@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence import file_lock, io, output_paths
+from cadence import file_lock, io, output_paths, remote
 from cadence.callbacks.callback import Callback
 from cadence.callbacks.log_values import check_log_keys
 
@@ -135,20 +135,21 @@ class CSVLogger(Callback):
     def _read_existing(self) -> None:
         """Load the header and rows of an existing file to continue it (``append=True``)."""
         self.columns, self.rows = None, []
-        path = Path(self.filename)
-        if not path.is_file():
+        if not remote.exists_any(self.filename):
             return
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):  # A killed appender's half-written line.
-            end = data.rfind(b"\n") + 1
+        data = remote.read_any(self.filename)
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # A killed appender's half-written line.
             warnings.warn(
                 f"CSVLogger: '{self.filename}' ends with a half-written line "
                 f"({data[end:][:60]!r}), left by a process killed while appending; it is removed.",
                 stacklevel=3,
             )
-            os.truncate(path, end)
-        with open(path, encoding="utf-8", newline="") as f:
-            records = list(csv.reader(f, delimiter=self.sep))
+            if not remote.is_remote(self.filename):
+                os.truncate(remote.local_path(self.filename), end)
+            data = data[:end]
+        text = data.decode("utf-8")
+        records = list(csv.reader(_io.StringIO(text, newline=""), delimiter=self.sep))
         records = [record for record in records if record]
         if not records:
             return
@@ -161,13 +162,20 @@ class CSVLogger(Callback):
 
         After a restored backup, the file is rewritten to hold exactly the backup's rows.
         """
-        output_paths.check_output_file(self.filename, "CSVLogger", "filename")
-        if self.append:
-            if self._lock is None:
-                lock_file = Path(self.filename).with_name(f".{Path(self.filename).name}.lock")
-                self._lock = file_lock.FileLock(lock_file, "CSVLogger", f"filename={self.filename!r}")
-            self._lock.acquire()
-        file_lock.remove_stale_temp_files(Path(self.filename).parent, Path(self.filename).name)
+        if remote.is_remote(self.filename):  # An object store: no folder, no temp files.
+            if self.append:
+                if self._lock is None:
+                    self._lock = remote.RemoteLock(self.filename + ".lock", "CSVLogger")
+                self._lock.acquire()
+        else:
+            local = Path(remote.local_path(self.filename))
+            output_paths.check_output_file(local, "CSVLogger", "filename")
+            if self.append:
+                if self._lock is None:
+                    lock_file = local.with_name(f".{local.name}.lock")
+                    self._lock = file_lock.FileLock(lock_file, "CSVLogger", f"filename={self.filename!r}")
+                self._lock.acquire()
+            file_lock.remove_stale_temp_files(local.parent, local.name)
         self._begun = True
         if self._restored:
             self._restored = False
@@ -192,8 +200,8 @@ class CSVLogger(Callback):
             keys = (known | set(row)) - {"epoch"}
             self.columns = ["epoch", *sorted(keys)]
             self._rewrite()
-        elif self.append and self._in_sync:
-            self._append(row)
+        elif self.append and self._in_sync and not remote.is_remote(self.filename):
+            self._append(row)  # An object store cannot append: it gets the whole file.
         else:
             self._rewrite()
 

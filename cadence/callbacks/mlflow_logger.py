@@ -57,7 +57,8 @@ def _is_number(value: Any) -> bool:
 class MLflowLogger(Callback):
     """Log a training run to MLflow: parameters, metrics per epoch (and per batch), artifacts.
 
-    Works against any tracking URI; the default, ``sqlite:///mlruns.db``, is a local SQLite
+    Works against any tracking URI: ``tracking_uri``, else the environment variable
+    ``MLFLOW_TRACKING_URI`` (as MLflow itself), else ``sqlite:///mlruns.db``, a local SQLite
     file, so nothing needs a server (``mlflow ui --backend-store-uri sqlite:///mlruns.db`` to
     browse it). The callback talks to MLflow through its own ``MlflowClient`` and never starts,
     ends or changes the fluent API's active run, so it coexists with ``mlflow.start_run()``.
@@ -87,7 +88,8 @@ class MLflowLogger(Callback):
 
     Args:
         tracking_uri: The tracking store: ``sqlite:///path.db``, a folder, ``http://host:5000``,
-            ``databricks``, ...
+            ``databricks``, ...; ``None`` (the default) reads ``MLFLOW_TRACKING_URI``, and
+            without it uses ``sqlite:///mlruns.db``.
         experiment_name: The experiment; created if it does not exist.
         run_name: The run's name (MLflow picks one if ``None``).
         log_every_n_batches: Also log batch-level metrics every this many batches.
@@ -107,7 +109,7 @@ class MLflowLogger(Callback):
 
     def __init__(
         self,
-        tracking_uri: str | os.PathLike = "sqlite:///mlruns.db",
+        tracking_uri: str | os.PathLike | None = None,
         experiment_name: str = "cadence",
         run_name: str | None = None,
         log_every_n_batches: int | None = None,
@@ -134,6 +136,8 @@ class MLflowLogger(Callback):
             artifact_paths = [artifact_paths]
         with _quiet():
             extras.require("mlflow", "cadence.callbacks.MLflowLogger")
+        if tracking_uri is None:
+            tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlruns.db"
         self.tracking_uri = os.fspath(tracking_uri)
         self.experiment_name = experiment_name
         self.run_name = run_name

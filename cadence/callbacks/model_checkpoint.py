@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from cadence import file_lock, io, output_paths
+from cadence import file_lock, io, output_paths, remote
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
 from cadence.distributed import core as distributed_core
@@ -117,13 +117,15 @@ class ModelCheckpoint(MonitorCallback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Check the path; resolve the direction when saving best only (the best carries over)."""
         folder = self._fixed_folder()
-        if folder is None:
+        if remote.is_remote(self.filepath):  # An object store: checked at each save instead.
+            folder = None
+        elif folder is None:
             output_paths.check_output_file(self.filepath, "ModelCheckpoint", "filepath")
             folder = os.path.dirname(self.filepath) or "."
         else:
             output_paths.check_output_folder(folder, "ModelCheckpoint", "filepath")
-        if distributed_core.is_rank_zero():  # The rank that writes the checkpoints.
-            file_lock.remove_stale_temp_files(folder)
+        if folder is not None and distributed_core.is_rank_zero():  # The rank that writes.
+            file_lock.remove_stale_temp_files(remote.local_path(folder))
         super().on_train_begin(logs)
         if self.save_best_only and self.best is None:
             self.best = self._worst()
@@ -230,7 +232,14 @@ class ModelCheckpoint(MonitorCallback):
         path = self._format_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, path):
             return
-        output_paths.check_output_file(path, "ModelCheckpoint", "filepath")
+        if remote.is_remote(path):
+            if remote.isdir(path):
+                raise IsADirectoryError(
+                    f"ModelCheckpoint: filepath={path!r} is an existing folder, not a file; "
+                    "expected a file to write."
+                )
+        else:
+            output_paths.check_output_file(path, "ModelCheckpoint", "filepath")
         if self.save_weights_only or Path(path).suffix.lower() == ".safetensors":
             io.save_weights_file(self.model.state_dict(), path)
             return

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from cadence import extras, output_paths
+from cadence import extras, output_paths, remote
 from cadence.callbacks.callback import Callback
 from cadence.callbacks.log_values import check_log_keys, plain_value
 from cadence.logs import to_python
@@ -134,6 +134,11 @@ class TensorBoard(Callback):
                 f"received update_freq={update_freq!r}."
             )
         self._start_batch, self._stop_batch = _check_profile_batch(profile_batch)
+        if self._start_batch and remote.is_remote(log_dir):
+            raise ValueError(
+                "profile_batch needs a local log_dir: torch.profiler writes its traces to local "
+                f"files; received log_dir={os.fspath(log_dir)!r}, profile_batch={profile_batch!r}."
+            )
         self._summary_writer_class = extras.require(
             "torch.utils.tensorboard", "cadence.callbacks.TensorBoard", "tensorboard"
         ).SummaryWriter
@@ -223,8 +228,9 @@ class TensorBoard(Callback):
     # ------------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
         """Check ``log_dir``, start counting batches (unless restored), prepare the graph capture."""
-        for folder in (self.log_dir, self.train_dir, self.validation_dir):
-            output_paths.check_output_folder(folder, "TensorBoard", "log_dir")
+        if not remote.is_remote(self.log_dir):  # tensorboard writes remote folders itself.
+            for folder in (self.log_dir, self.train_dir, self.validation_dir):
+                output_paths.check_output_folder(folder, "TensorBoard", "log_dir")
         if not self._restored:
             self._global_train_batch = 0
             self._epochs_written = 0

@@ -9,6 +9,8 @@ numpy arrays / tensors            batches of ``batch_size`` (default 32) sliced 
                                   ``DataLoader`` over cadence's (seeded) order
 ``IterableDataset``               samples collated into batches; re-iterated every pass
 ``DataLoader``                    used as given: its batch size, sampler, workers
+``StatefulDataLoader``            used as given, its ``state_dict()`` saved with the run's
+(torchdata)                       state: resumes exactly mid-epoch
 ``cadence.data.Sequence``         ``sequence[i]`` is batch ``i``; ``on_epoch_end`` once per
 (``PyDataset``)                   training epoch; workers are ``DataLoader`` processes
 generator / iterator of batches   read once; ``fit`` needs ``steps_per_epoch`` for more
@@ -41,6 +43,7 @@ from cadence.data.adapters import (
 from cadence.data.checks import is_array_like
 from cadence.data.epoch_iterator import EpochIterator
 from cadence.data.sequence import PyDataset, Sequence
+from cadence.data.stateful_loader import StatefulDataLoaderAdapter, is_stateful_loader
 from cadence.data.tree import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "PyDataset",
     "Sequence",
     "SequenceAdapter",
+    "StatefulDataLoaderAdapter",
     "get_adapter",
     "pack_x_y_sample_weight",
     "unpack_x_y_sample_weight",
@@ -105,6 +109,8 @@ def get_adapter(
             "put targets and weights in its batches); received "
             f"y={type(y).__name__}, sample_weight={type(sample_weight).__name__}."
         )
+    if is_stateful_loader(x):  # torchdata's StatefulDataLoader: resumes exactly mid-epoch.
+        return StatefulDataLoaderAdapter(x, pin_memory=pin_memory)
     if isinstance(x, torch.utils.data.DataLoader):
         return DataLoaderAdapter(x, pin_memory=pin_memory)
     if isinstance(x, Sequence):

@@ -68,10 +68,12 @@ def restore_rng_states(states: dict[str, Any]) -> None:
 
 
 def _data_source(iterator: Any) -> Any:
-    """Return the user's data object (a Sequence or Dataset) when it has resumable state."""
+    """Return the user's data object (a Sequence or Dataset) when it has resumable state.
+
+    An adapter with state of its own (a ``StatefulDataLoader``'s) is its own data source.
+    """
     adapter = getattr(iterator, "adapter", None)
-    for name in ("sequence", "dataset"):
-        source = getattr(adapter, name, None)
+    for source in (getattr(adapter, "sequence", None), getattr(adapter, "dataset", None), adapter):
         if callable(getattr(source, "state_dict", None)) and callable(
             getattr(source, "load_state_dict", None)
         ):

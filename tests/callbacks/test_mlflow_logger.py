@@ -214,3 +214,14 @@ def test_a_log_key_that_is_not_a_string_is_refused_naming_it(store):
         r"must be strings; the key was added by train_step or by a callback that runs before this one\."
     )):
         _fit(_model(), [AddToLogs({7: 1.0}), logger], epochs=1)
+def test_tracking_uri_defaults_to_mlflow_tracking_uri(store, client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])
+    logger = MLflowLogger(experiment_name="from-env")
+    assert logger.tracking_uri == store[0]
+    _fit(_model(), [logger], epochs=1)
+    assert client.get_run(logger.run_id).info.status == "FINISHED"
+    assert list(tmp_path.iterdir()) == []  # Nothing written in the working folder.
+    assert MLflowLogger(tracking_uri="sqlite:///explicit.db").tracking_uri == "sqlite:///explicit.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert MLflowLogger().tracking_uri == "sqlite:///mlruns.db"
