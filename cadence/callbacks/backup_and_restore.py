@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cadence import file_lock, io, output_paths, remote, saving
+from cadence import file_lock, io, output_paths, remote
 from cadence.callbacks.callback import Callback, overridden_below
 from cadence.distributed import core as distributed_core
 from cadence.logs import plain_numbers
 
 BACKUP_FORMAT = "cadence-backup"
-BACKUP_VERSION = 2
+BACKUP_VERSION = 3
 BACKUP_NAME = "backup.cadence"
 LOCK_NAME = ".lock"
 
@@ -214,7 +214,6 @@ class BackupAndRestore(Callback):
         payload = {
             "format": BACKUP_FORMAT,
             "version": BACKUP_VERSION,
-            "model": saving.training_state(self.model),
             "train_state": self._run().state_dict(),
         }
         payload = plain_numbers(payload)
@@ -275,9 +274,5 @@ class BackupAndRestore(Callback):
                 f"'{source}' has backup format version {payload.get('version')!r}; this cadence "
                 f"reads version {BACKUP_VERSION}."
             )
-        saving.check_training_state(self.model, payload["model"], source)
-        state.check_state_dict(payload["train_state"], f"the training state of '{source}'")
-        # Metric states matter only mid-epoch: an epoch's start resets them.
-        mid_epoch = int(payload["train_state"]["step_in_epoch"]) > 0
-        saving.load_training_state(self.model, payload["model"], metrics=mid_epoch)
+        state.check_state_dict(payload["train_state"], f"the training state of '{source}'", source)
         state.load_state_dict(payload["train_state"])

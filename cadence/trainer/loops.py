@@ -162,7 +162,7 @@ def fit(
         table = None
     state = TrainState(
         epoch=initial_epoch, data_seed=_draw_seed(), scaler=_new_scaler(model),
-        accumulation=model.gradient_accumulation_steps,
+        accumulation=model.gradient_accumulation_steps, model=model,
     )
     adapter = get_adapter(x, y, sample_weight, batch_size, shuffle=shuffle, seed=state.data_seed,
                           **loader)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from cadence.logs import plain_numbers
+from cadence.trainer import model_state
 
 #: The keys of :meth:`TrainState.state_dict`.
 KEYS = (
@@ -20,6 +21,7 @@ KEYS = (
     "epoch_logs",
     "global_step",
     "micro_step",
+    "model",
     "rng",
     "scaler",
     "step_in_epoch",
@@ -103,6 +105,8 @@ class TrainState:
         callbacks: The run's :class:`~cadence.callbacks.CallbackList` (set by its ``set_run``),
             whose callbacks' states are part of :meth:`state_dict`.
         restored: Whether :meth:`load_state_dict` was called in this run.
+        model: The model being trained (its weights, optimizer and metric states are part of
+            :meth:`state_dict`), or ``None``.
         scaler: The run's ``torch.amp.GradScaler`` (``precision="16-mixed"``), or ``None``.
         accumulation: Batches whose gradients are summed before each optimizer step
             (``compile(gradient_accumulation_steps=...)``).
@@ -111,7 +115,8 @@ class TrainState:
     """
 
     def __init__(
-        self, epoch: int = 0, data_seed: int = 0, scaler: Any = None, accumulation: int = 1
+        self, epoch: int = 0, data_seed: int = 0, scaler: Any = None, accumulation: int = 1,
+        model: Any = None,
     ) -> None:
         self.epoch = epoch
         self.step_in_epoch = 0
@@ -121,17 +126,20 @@ class TrainState:
         self.epoch_logs: dict[str, Any] | None = None
         self.callbacks: Any = None
         self.restored = False
+        self.model = model
         self.scaler = scaler
         self.accumulation = accumulation
         self.micro_step = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the whole state of the run (the model's weights and optimizer aside).
+        """Return the whole state of the run, the model's part included.
 
         Keys (:data:`KEYS`): ``epoch``, ``step_in_epoch``, ``global_step`` and ``micro_step``
         (ints), ``data_seed``, ``data_position`` (the epoch iterator's position), ``data_state``
         (the ``state_dict()`` of a ``Sequence`` or map-style ``Dataset`` given to ``fit`` that
         defines ``state_dict()`` and ``load_state_dict()``, else ``None``), ``epoch_logs``,
+        ``model`` (:func:`cadence.trainer.model_state.model_state_dict`: weights, optimizer,
+        accumulated gradients, metric states; ``None`` without a model),
         ``rng`` (Python, numpy, torch and CUDA generators), ``scaler`` (the gradient scaler's
         state, or ``None``) and ``callbacks`` (:meth:`CallbackList.state_dict
         <cadence.callbacks.CallbackList.state_dict>`: each stateful callback's state by its
@@ -149,12 +157,18 @@ class TrainState:
             "epoch_logs": _epoch_logs(self.epoch_logs),
             "global_step": self.global_step,
             "micro_step": self.micro_step,
+            "model": (
+                model_state.model_state_dict(self.model, self.micro_step % self.accumulation)
+                if self.model is not None else None
+            ),
             "rng": capture_rng_states(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "step_in_epoch": self.step_in_epoch,
         }
 
-    def check_state_dict(self, state: Any, source: str = "the training state") -> None:
+    def check_state_dict(
+        self, state: Any, source: str = "the training state", path: Any = None
+    ) -> None:
         """Raise a ``ValueError`` unless ``state`` can be loaded into this run; load nothing.
 
         Checks every key of :meth:`state_dict` and its value: the counters are ints >= 0 (not
@@ -166,6 +180,8 @@ class TrainState:
         Args:
             state: A dict from :meth:`state_dict` (possibly read from a file).
             source: What ``state`` is, for messages (``"the training state of 'backup.cadence'"``).
+            path: The file ``state`` was read from, named in the messages about the model's part
+                (weights, optimizer, metrics).
         """
         if not isinstance(state, dict):
             raise ValueError(
@@ -178,6 +194,8 @@ class TrainState:
                 f"Cannot restore {source}: it lacks the keys {missing}; expected the keys "
                 f"{list(KEYS)} written by TrainState.state_dict()."
             )
+        if self.model is not None:  # The weights and optimizer first: the likeliest mismatch.
+            model_state.check_model_state(self.model, state["model"], path or source)
         for key in _COUNTERS:
             value = state[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -240,6 +258,8 @@ class TrainState:
             ValueError: If ``state`` does not fit this run; nothing is changed then.
         """
         self.check_state_dict(state)
+        if self.model is not None:  # Metric states matter only mid-epoch: an epoch starts afresh.
+            model_state.load_model_state(self.model, state["model"], metrics=state["step_in_epoch"] > 0)
         if self.callbacks is not None:
             self.callbacks.load_state_dict(state["callbacks"])
         self.epoch = state["epoch"]

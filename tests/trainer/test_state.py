@@ -82,7 +82,7 @@ def test_a_data_source_with_state_dict_is_saved_and_restored():
 
 
 KEYS = ["callbacks", "data_position", "data_seed", "data_state", "epoch", "epoch_logs", "global_step",
-        "micro_step", "rng", "scaler", "step_in_epoch"]
+        "micro_step", "model", "rng", "scaler", "step_in_epoch"]
 
 
 def test_state_dict_holds_every_part_of_the_run():
@@ -93,11 +93,12 @@ def test_state_dict_holds_every_part_of_the_run():
     assert (saved["epoch"], saved["global_step"], saved["step_in_epoch"], saved["micro_step"]) == (2, 9, 1, 18)
     assert saved["data_seed"] == 7 and saved["callbacks"] == {} and saved["scaler"] is None
     assert saved["data_position"] == {} and saved["data_state"] is None and saved["epoch_logs"] is None
+    assert saved["model"] is None  # No model given: nothing of one to save.
 
 
 def test_load_state_dict_refuses_a_state_without_its_keys_and_changes_nothing():
     state = TrainState(epoch=4)
-    missing = ["callbacks", "data_position", "data_state", "epoch_logs", "micro_step", "rng", "scaler"]
+    missing = ["callbacks", "data_position", "data_state", "epoch_logs", "micro_step", "model", "rng", "scaler"]
     with pytest.raises(ValueError, match=re.escape(
         f"Cannot restore the training state: it lacks the keys {missing}; expected the keys {KEYS} "
         "written by TrainState.state_dict()."
