@@ -187,6 +187,8 @@ class _SyncWatch(Callback):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# torch warns, once per process, that its sync check is a prototype; the check itself is the test.
+@pytest.mark.filterwarnings("ignore:Synchronization debug mode is a prototype:UserWarning")
 @pytest.mark.parametrize("placement", ["host", "device"])
 def test_a_training_epoch_on_cuda_makes_no_host_device_sync(placement):
     rng = np.random.default_rng(0)
