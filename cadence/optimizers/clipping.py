@@ -77,9 +77,8 @@ def clip_by_norm_(grads: Sequence[torch.Tensor], max_norm: float) -> None:
     grads = _dense(grads)
     if not grads:
         return
-    norms = torch._foreach_norm(grads)
-    scales = [max_norm / norm.clamp_min(max_norm) for norm in norms]
-    torch._foreach_mul_(grads, scales)
+    for grad in grads:  # Public ops only (torch's _foreach_* functions are private).
+        grad.mul_(max_norm / torch.linalg.vector_norm(grad).clamp_min(max_norm))
 
 
 def clip_by_global_norm_(grads: Sequence[torch.Tensor], max_norm: float) -> None:
@@ -97,10 +96,11 @@ def clip_by_global_norm_(grads: Sequence[torch.Tensor], max_norm: float) -> None
     if not grads:
         return
     device = grads[0].device
-    norms = [norm.to(device) for norm in torch._foreach_norm(grads)]
+    norms = [torch.linalg.vector_norm(grad).to(device) for grad in grads]
     total = torch.linalg.vector_norm(torch.stack(norms))
     scale = max_norm / total.clamp_min(max_norm)
-    torch._foreach_mul_(grads, [scale.to(grad.device) for grad in grads])
+    for grad in grads:
+        grad.mul_(scale.to(grad.device))
 
 
 def clip_by_value_(grads: Sequence[torch.Tensor], limit: float) -> None:
@@ -114,8 +114,8 @@ def clip_by_value_(grads: Sequence[torch.Tensor], limit: float) -> None:
     grads = _dense(grads)
     if not grads:
         return
-    torch._foreach_clamp_min_(grads, -limit)
-    torch._foreach_clamp_max_(grads, limit)
+    for grad in grads:
+        grad.clamp_(-limit, limit)
 
 
 def clip_gradients_(grads: Sequence[torch.Tensor], settings: dict[str, float | None]) -> None:
