@@ -54,6 +54,7 @@ def main() -> None:
              callbacks.BackupAndRestore(backup_dir)]
     try:
         model.fit(x, x.sum(axis=1, keepdims=True), batch_size=4, epochs=3, verbose=0, callbacks=chain)
+        dist.barrier()  # As torch advises: no rank tears the group down while another still uses it.
     finally:
         dist.destroy_process_group()
 
