@@ -14,9 +14,9 @@ import torch
 from cadence import callbacks, distributed
 from cadence.data import ArrayAdapter, DataLoaderAdapter, Sequence, SequenceAdapter
 from cadence.data.adapters import pass_generator
+from cadence.data.sharding import shard_order
 from cadence.distributed import core
 from cadence.distributed.callbacks import may_stop_each_batch, needs_plain_logs
-from cadence.distributed.sharding import shard_order
 
 sys.path.insert(0, str(Path(__file__).parent))
 import dist_worker  # noqa: E402
