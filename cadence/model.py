@@ -81,6 +81,7 @@ class Model(WeightsMixin, nn.Module):
         self._accumulation = 1
         self._micro_step = 0
         self._ddp_route: Any = None  # Set by fit in several processes (cadence.distributed.ddp).
+        self.distribute_strategy: Any = None  # compile(strategy=...): cadence.distributed.strategy.
 
     # ----------------------------------------------------------------- calling
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -142,6 +143,7 @@ class Model(WeightsMixin, nn.Module):
         device: Any = "auto",
         precision: str = "32",
         gradient_accumulation_steps: int = 1,
+        strategy: Any = "auto",
     ) -> None:
         """Configure the model for training, as Keras's ``compile``.
 
@@ -163,7 +165,12 @@ class Model(WeightsMixin, nn.Module):
                 for float16).
             gradient_accumulation_steps: Apply the optimizer every this many batches, with the
                 gradients of those batches averaged.
+            strategy: How ``fit`` spreads the model over the ranks of a process group:
+                ``"auto"`` or ``"ddp"`` (DistributedDataParallel), ``"fsdp"`` (FSDP2 sharding),
+                or a ``cadence.distributed.DDP(...)`` / ``FSDP(...)`` with options (see
+                :mod:`cadence.distributed.strategy`). Nothing changes in one process.
         """
+        strategy = distributed.get_strategy(strategy)
         if precision not in _PRECISIONS:
             raise ValueError(
                 f"precision must be one of {sorted(_PRECISIONS)}; received precision={precision!r}."
@@ -191,6 +198,7 @@ class Model(WeightsMixin, nn.Module):
             self._scaler = torch.amp.GradScaler(self.device.type)
         self._accumulation = gradient_accumulation_steps
         self._micro_step = 0
+        self.distribute_strategy = strategy
         self._loss_tracker = metrics_module.Mean(name="loss")
         self._metric_logs = None
         if jit_compile is True:

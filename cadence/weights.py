@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cadence import distributed
+
 
 class WeightsMixin:
     """``get_weights`` / ``set_weights`` / ``save_weights`` / ``load_weights`` / ``save`` for a Model.
@@ -16,8 +18,12 @@ class WeightsMixin:
     """
 
     def get_weights(self) -> list[np.ndarray]:
-        """Return every parameter and buffer as a numpy array, in ``state_dict`` order."""
-        return [t.detach().cpu().numpy().copy() for t in self._weight_tensors()]
+        """Return every parameter and buffer as a numpy array, in ``state_dict`` order.
+
+        Under ``strategy="fsdp"`` the whole weights are gathered: every rank calls it.
+        """
+        return [distributed.full_tensor(t).detach().cpu().numpy().copy()
+                for t in self._weight_tensors()]
 
     def set_weights(self, weights: list[Any]) -> None:
         """Set every parameter and buffer from numpy arrays returned by :meth:`get_weights`."""
@@ -35,7 +41,7 @@ class WeightsMixin:
                         f"set_weights: array {index} has shape {tuple(value.shape)}; expected "
                         f"{tuple(tensor.shape)}."
                     )
-                tensor.copy_(value.to(tensor.dtype))
+                distributed.copy_whole_into(tensor, value)  # A shard's slice under FSDP.
 
     def _weight_tensors(self) -> list[torch.Tensor]:
         state = self.state_dict(keep_vars=True)
@@ -45,7 +51,7 @@ class WeightsMixin:
         """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix."""
         from cadence import io
 
-        io.save_weights_file(self.state_dict(), str(filepath))
+        io.save_weights_file(distributed.full_state_dict(self), str(filepath))
 
     def load_weights(self, filepath: Any) -> None:
         """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely.
@@ -58,7 +64,7 @@ class WeightsMixin:
         state = io.load_weights_file(str(filepath))
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
-        self.load_state_dict(state)
+        distributed.load_full_state_dict(self, state)
 
     def save(self, filepath: Any) -> None:
         """Save weights, optimizer state and compile config atomically (see :mod:`cadence.saving`)."""

@@ -3,7 +3,8 @@
 Launch the same script once per device with ``torchrun`` (or initialise a process group
 yourself); nothing else changes. When a process group is initialised, cadence
 
-- wraps the model in ``DistributedDataParallel`` for training (:mod:`cadence.distributed.ddp`);
+- spreads the model over the ranks by ``compile(strategy=...)``: ``DistributedDataParallel``
+  (:mod:`cadence.distributed.ddp`) or FSDP2 sharding (:mod:`cadence.distributed.strategy`);
 - gives every rank its share of the data, as ``DistributedSampler`` does, with every pass's
   shuffled order the same on all ranks (:mod:`cadence.distributed.sharding`);
 - sums the metric states over ranks before logs are built, so every rank's epoch logs,
@@ -44,21 +45,40 @@ from cadence.distributed.core import (
     rank_zero_only,
     world_size,
 )
-from cadence.distributed.ddp import wrap_model
+from cadence.distributed.fsdp import (
+    copy_whole_into,
+    full_state_dict,
+    full_tensor,
+    gathered,
+    is_sharded,
+    load_full_state_dict,
+)
 from cadence.distributed.logs import reduce_logs
 from cadence.distributed.sharding import gather_predictions, shard_adapter
+from cadence.distributed.strategy import DDP, FSDP, Strategy, default_policy, get_strategy, wrap_model
 
 __all__ = [
+    "DDP",
+    "FSDP",
     "RANK_ZERO_HOOKS",
+    "Strategy",
     "StopAgreement",
     "all_gather_object",
     "all_reduce_sum",
     "any_rank",
     "barrier",
     "broadcast_object",
+    "copy_whole_into",
+    "default_policy",
+    "full_state_dict",
+    "full_tensor",
     "gather_predictions",
+    "gathered",
+    "get_strategy",
     "is_initialized",
     "is_rank_zero",
+    "is_sharded",
+    "load_full_state_dict",
     "local_cuda_device",
     "local_rank",
     "needs_plain_logs",

@@ -168,6 +168,42 @@ def test_killed_run_resumed_with_backup_and_restore_ends_as_an_uninterrupted_one
     assert not backup.exists() and not (out / "backup").exists()
 
 
+@pytest.fixture(scope="module")
+def fsdp_run(tmp_path_factory):
+    """One launch of the FSDP scenario."""
+    out = tmp_path_factory.mktemp("fsdp")
+    codes, outputs = launch(["fsdp"], out)
+    assert codes == [0, 0], "\n".join(outputs)
+    return out, [results(out, 0), results(out, 1)]
+
+
+def test_fsdp_shards_the_parameters_and_trains_as_one_process_at_the_global_batch(fsdp_run):
+    _, (r0, r1) = fsdp_run
+    assert bool(r0["fsdp_sharded"]) and bool(r1["fsdp_sharded"])
+    assert int(r0["fsdp_local_params"]) == int(r1["fsdp_local_params"]) == 29  # Of 58.
+    np.testing.assert_array_equal(r0["fsdp_weights"], r1["fsdp_weights"])
+    x, y = dist_worker.mlp_data(16)
+    x_val, y_val = dist_worker.mlp_data(11, seed=1)
+    # One process at the global batch size (2 x 4), the same data seed and initial weights.
+    single = dist_worker.mlp_model()
+    single.fit(x, y, batch_size=8, epochs=3, shuffle=True, verbose=0, validation_data=(x_val, y_val))
+    reference = dist_worker.flat_weights(single)
+    np.testing.assert_allclose(r0["fsdp_weights"], reference, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r0["fsdp_evaluate"], single.evaluate(x_val, y_val, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(r0["fsdp_predict"], single.predict(x_val, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(r0["fsdp_predict"], r1["fsdp_predict"])
+
+
+def test_fsdp_whole_weights_set_save_and_load(fsdp_run):
+    out, (r0, r1) = fsdp_run
+    for r in (r0, r1):
+        np.testing.assert_array_equal(r["fsdp_set"], np.full(58, 0.5, np.float32))
+        np.testing.assert_array_equal(r["fsdp_loaded"], r0["fsdp_weights"])
+    one = dist_worker.mlp_model()
+    one.load_weights(out / "rank0" / "fsdp.weights.pt")  # Whole weights: load in one process.
+    np.testing.assert_array_equal(dist_worker.flat_weights(one), r0["fsdp_weights"])
+
+
 def test_a_hang_fails_the_launch_and_kills_every_rank(tmp_path):
     # Rank 1 sleeps for an hour; rank 0 waits for it in a barrier.
     started: list[subprocess.Popen] = []
