@@ -385,12 +385,15 @@ class Model(WeightsMixin, nn.Module):
     # ----------------------------------------------------------------- loops
     def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
         """Train the model; Keras's arguments and meaning (see :func:`cadence.trainer.loops.fit`)."""
-        return loops.fit(self, x, y, **kwargs)
+        with distributed.watch():  # Several processes: a failed rank stops every rank.
+            return loops.fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
         """Evaluate the model; returns a scalar, a list, or a dict with ``return_dict=True``."""
-        return loops.evaluate(self, x, y, **kwargs)
+        with distributed.watch():  # Several processes: a failed rank stops every rank.
+            return loops.evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Any, **kwargs: Any) -> Any:
         """Return the model's predictions as numpy arrays (nests keep their structure)."""
-        return loops.predict(self, x, **kwargs)
+        with distributed.watch():  # Several processes: a failed rank stops every rank.
+            return loops.predict(self, x, **kwargs)

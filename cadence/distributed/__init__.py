@@ -37,12 +37,15 @@ from cadence.distributed.core import (
     any_rank,
     barrier,
     broadcast_object,
+    collective_timeout,
+    init_process_group,
     is_initialized,
     is_rank_zero,
     local_cuda_device,
     local_rank,
     rank,
     rank_zero_only,
+    set_timeout,
     world_size,
 )
 from cadence.distributed.fsdp import (
@@ -56,6 +59,7 @@ from cadence.distributed.fsdp import (
 from cadence.distributed.logs import reduce_logs
 from cadence.distributed.sharding import gather_predictions, shard_adapter
 from cadence.distributed.strategy import DDP, FSDP, Strategy, default_policy, get_strategy, wrap_model
+from cadence.distributed.watchdog import watch
 
 __all__ = [
     "DDP",
@@ -68,12 +72,14 @@ __all__ = [
     "any_rank",
     "barrier",
     "broadcast_object",
+    "collective_timeout",
     "copy_whole_into",
     "default_policy",
     "full_state_dict",
     "full_tensor",
     "gather_predictions",
     "gathered",
+    "init_process_group",
     "get_strategy",
     "is_initialized",
     "is_rank_zero",
@@ -86,7 +92,9 @@ __all__ = [
     "rank_zero_only",
     "reduce_logs",
     "runs_on_this_rank",
+    "set_timeout",
     "shard_adapter",
+    "watch",
     "wrap_model",
     "world_size",
 ]

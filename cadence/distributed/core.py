@@ -3,14 +3,67 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 F = TypeVar("F")
+
+#: Seconds a collective of cadence's (and of a group started by :func:`init_process_group`)
+#: waits for the other ranks before failing; ``CADENCE_DISTRIBUTED_TIMEOUT`` sets the default.
+DEFAULT_TIMEOUT = 600.0
+_settings = {"timeout": None}
+
+
+def collective_timeout() -> float:
+    """Return the collective timeout in seconds (see :func:`set_timeout`)."""
+    if _settings["timeout"] is not None:
+        return _settings["timeout"]
+    value = os.environ.get("CADENCE_DISTRIBUTED_TIMEOUT")
+    return _checked_timeout(float(value), "CADENCE_DISTRIBUTED_TIMEOUT") if value else DEFAULT_TIMEOUT
+
+
+def _checked_timeout(seconds: Any, name: str) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
+        math.isfinite(seconds) and seconds > 0
+    ):
+        raise ValueError(f"{name} must be a positive number of seconds; received {seconds!r}.")
+    return float(seconds)
+
+
+def set_timeout(seconds: float) -> None:
+    """Set how long cadence's collectives wait for the other ranks, in seconds (default 600).
+
+    It bounds the watchdog's status exchange (:mod:`cadence.distributed.watchdog`) and is the
+    timeout of a group started by :func:`init_process_group`. A group you start yourself
+    keeps the ``timeout=`` you give ``torch.distributed.init_process_group`` for its own
+    collectives (gradients, metrics): give it the same bound.
+    """
+    _settings["timeout"] = _checked_timeout(seconds, "timeout")
+
+
+def init_process_group(backend: str | None = None, timeout: float | None = None, **kwargs: Any) -> None:
+    """Start the default process group as ``torchrun`` expects, with cadence's timeout.
+
+    Args:
+        backend: ``"nccl"`` when CUDA is available, else ``"gloo"``, by default.
+        timeout: Seconds a collective waits (sets :func:`set_timeout` too); default
+            :func:`collective_timeout`.
+        **kwargs: More arguments for ``torch.distributed.init_process_group`` (``init_method``,
+            ``rank``, ``world_size``, ...); by default the ``env://`` variables torchrun sets.
+    """
+    if timeout is not None:
+        set_timeout(timeout)
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        local_cuda_device()
+    dist.init_process_group(backend, timeout=timedelta(seconds=collective_timeout()), **kwargs)
 
 
 def is_initialized() -> bool:

@@ -91,6 +91,26 @@ def scenario_fsdp(results):
     results["fsdp_loaded"] = flat_weights(model)
 
 
+class BreakOnRankOne(callbacks.Callback):
+    """Raise at training batch 1 on rank 1 only."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if distributed.rank() == 1 and batch == 1:
+            raise ValueError("rank one broke")
+
+
+def scenario_linger(results, strategy):
+    """Rank 1's callback raises; its process catches the error and lingers for an hour."""
+    x, y = mlp_data(64)
+    model = mlp_model(strategy)
+    try:
+        model.fit(x, y, batch_size=4, epochs=50, verbose=0, callbacks=[BreakOnRankOne()])
+    except ValueError as error:
+        print(f"rank {distributed.rank()} caught {error!r}; lingering", flush=True)
+        time.sleep(3600)
+    results["linger_finished"] = np.array(True)
+
+
 class Items(torch.utils.data.Dataset):
     def __init__(self, x):
         self.x = x
@@ -214,6 +234,8 @@ def main() -> None:
     for name in scenario.split(","):
         if name == "fit":
             scenario_fit(results)
+        elif name.startswith("linger_"):  # linger_ddp, linger_fsdp
+            scenario_linger(results, name.split("_")[1])
         elif name == "fsdp":
             scenario_fsdp(results)
         elif name == "stop":

@@ -40,12 +40,8 @@ LAUNCH_TIMEOUT = 120  # Seconds for all ranks of one launch to finish (a few sec
 pytestmark = pytest.mark.timeout(2 * LAUNCH_TIMEOUT + 60)
 
 
-def launch(args: list[str], out: Path, world: int = 2, timeout: float = LAUNCH_TIMEOUT,
-           started: list[subprocess.Popen] | None = None) -> tuple[list[int], list[str]]:
-    """Start ``world`` ranks of the worker; return their exit codes and outputs (kill on hang).
-
-    The ranks' processes are also appended to ``started`` when it is given.
-    """
+def start(args: list[str], out: Path, world: int = 2) -> list[subprocess.Popen]:
+    """Start ``world`` ranks of the worker on ``args`` (a fresh rendezvous file in ``out``)."""
     out.mkdir(parents=True, exist_ok=True)
     rendezvous = out / "rendezvous"
     assert not rendezvous.exists(), f"{rendezvous} is left from another launch"
@@ -57,6 +53,16 @@ def launch(args: list[str], out: Path, world: int = 2, timeout: float = LAUNCH_T
             [sys.executable, str(WORKER), *args[:1], str(out), *args[1:]], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
+    return procs
+
+
+def launch(args: list[str], out: Path, world: int = 2, timeout: float = LAUNCH_TIMEOUT,
+           started: list[subprocess.Popen] | None = None) -> tuple[list[int], list[str]]:
+    """Start ``world`` ranks of the worker; return their exit codes and outputs (kill on hang).
+
+    The ranks' processes are also appended to ``started`` when it is given.
+    """
+    procs = start(args, out, world)
     if started is not None:
         started.extend(procs)
     deadline = time.monotonic() + timeout
@@ -202,6 +208,24 @@ def test_fsdp_whole_weights_set_save_and_load(fsdp_run):
     one = dist_worker.mlp_model()
     one.load_weights(out / "rank0" / "fsdp.weights.pt")  # Whole weights: load in one process.
     np.testing.assert_array_equal(dist_worker.flat_weights(one), r0["fsdp_weights"])
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_a_failed_rank_that_lingers_makes_the_other_rank_fail_naming_it(strategy, tmp_path):
+    procs = start([f"linger_{strategy}"], tmp_path / "linger")
+    try:
+        # Rank 0 would wait in its next collective; it must end within 60 s, naming rank 1.
+        text, _ = procs[0].communicate(timeout=60)
+        assert procs[0].returncode == 1, text
+        assert ("cadence.distributed.PeerFailure: rank 1 failed: ValueError: rank one broke"
+                in text), text
+        assert procs[1].poll() is None  # Rank 1 still lingers, as its code asked.
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    assert not (tmp_path / "linger" / "rank0.npz").exists()
 
 
 def test_a_hang_fails_the_launch_and_kills_every_rank(tmp_path):
