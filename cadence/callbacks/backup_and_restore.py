@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cadence import io, saving
+from cadence import distributed, io, saving
 from cadence.callbacks.callback import Callback, overridden_below
 from cadence.trainer.state import check_state_dict
 
@@ -56,12 +56,16 @@ class BackupAndRestore(Callback):
             back to it when the newest one cannot be read.
         delete_checkpoint: Delete the backup when training ends normally (``on_train_end``); an
             exception or a kill leaves it for the next run.
+        reshard: Resume a sharded (``strategy="fsdp"``) backup on another number of processes
+            (see :mod:`cadence.distributed.checkpoint`); refused otherwise.
     """
 
     #: Restore in ``on_train_begin`` before, and save in every other hook after, other callbacks.
     backs_up_state = True
     #: Batch logs are not read: receive the lazy view, so that no batch forces a host sync.
     accepts_lazy_logs = True
+    #: Under FSDP every rank writes its shard (cadence.distributed.checkpoint), so hooks run everywhere.
+    collective_when_sharded = True
 
     def __init__(
         self,
@@ -69,6 +73,7 @@ class BackupAndRestore(Callback):
         save_freq: str | int = "epoch",
         double_checkpoint: bool = True,
         delete_checkpoint: bool = True,
+        reshard: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(backup_dir, str | os.PathLike) or not os.fspath(backup_dir):
@@ -91,6 +96,7 @@ class BackupAndRestore(Callback):
         self.save_freq = save_freq
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
+        self.reshard = reshard
         #: The file the last restore read (``None`` when ``fit`` started afresh).
         self.restored_from: Path | None = None
         self._save_at_epoch_end = False
@@ -107,6 +113,7 @@ class BackupAndRestore(Callback):
         self.restored_from = None
         self._save_at_epoch_end = False
         found = self._read()
+        distributed.check_same_backup(found and found[0], self.backup_dir)  # Every rank the same.
         if found is None:
             return
         payload, source = found
@@ -145,17 +152,23 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         """Delete the backup: training finished normally (with ``delete_checkpoint``)."""
-        if self.delete_checkpoint:
+        if self.delete_checkpoint and distributed.is_rank_zero():
             self.delete()
 
     # ----------------------------------------------------------------- files
     def save(self) -> None:
         """Write a backup of the run as it is now (called by the hooks)."""
         state = self._train_state()
+        model_state = saving.training_state(self.model)
+        if distributed.is_sharded(self.model):  # FSDP: every rank writes its shard, rank 0 the rest.
+            model_state = distributed.save_sharded(self.model, model_state, self.backup_dir,
+                                                   state.global_step)
+            if not distributed.is_rank_zero():
+                return
         payload = {
             "format": BACKUP_FORMAT,
             "version": BACKUP_VERSION,
-            "model": saving.training_state(self.model),
+            "model": model_state,
             "callbacks": self._callback_states(state),
             "train_state": state.state_dict(),
         }
@@ -164,10 +177,12 @@ class BackupAndRestore(Callback):
             io.rotate_write(self.path, payload)
         else:
             io.save_state(payload, self.path)
+        distributed.prune_shards(self.backup_dir, model_state)
 
     def delete(self) -> None:
         """Remove the backup files (and leftovers of killed writers); then the folder if empty."""
         folder = Path(self.backup_dir)
+        distributed.delete_shards(folder)
         names = [BACKUP_NAME, BACKUP_NAME + ".prev", BACKUP_NAME + ".next"]
         for name in names:
             with contextlib.suppress(FileNotFoundError):
@@ -234,6 +249,9 @@ class BackupAndRestore(Callback):
                 f"'{source}' has backup format version {payload.get('version')!r}; this cadence "
                 f"reads version {BACKUP_VERSION}."
             )
+        if payload["model"].get("sharded") is not None:  # FSDP: weights, optimizer from the shards.
+            payload["model"] = distributed.load_sharded(self.model, payload["model"],
+                                                        self.backup_dir, source, self.reshard)
         saving.check_training_state(self.model, payload["model"], source)
         check_state_dict(payload["train_state"], f"the training state of '{source}'")
         keyed = self._keyed_callbacks(state)

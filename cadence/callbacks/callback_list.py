@@ -109,9 +109,9 @@ class CallbackList(Callback):
         if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
             self.callbacks.append(ProgbarLogger())
         self._dispatch: dict[str, list[tuple[Callback, Any, bool]]] = {}
-        self._rebuild()
-        if model is not None:
+        if model is not None:  # First: which rank runs a hook may depend on the model (FSDP).
             self.set_model(model)
+        self._rebuild()
         if params:
             self.set_params(params)
 

@@ -8,7 +8,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from cadence import io
+from cadence import distributed, io
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
 from cadence.trainer.logs import to_python
@@ -56,6 +56,8 @@ class ModelCheckpoint(MonitorCallback):
     """
 
     accepts_lazy_logs = True
+    #: Under FSDP gathering the whole weights takes every rank: hooks run everywhere, rank 0 writes.
+    collective_when_sharded = True
 
     def __init__(
         self,
@@ -183,15 +185,21 @@ class ModelCheckpoint(MonitorCallback):
             raise IsADirectoryError(
                 f"ModelCheckpoint filepath must name a file, but {path!r} is an existing folder."
             )
-        state = self.model.state_dict()
-        if self.save_weights_only or Path(path).suffix.lower() == ".safetensors":
+        state = distributed.full_state_dict(self.model)  # FSDP: gathered with every rank.
+        optimizer = getattr(self.model, "optimizer", None)
+        whole = self.save_weights_only or Path(path).suffix.lower() == ".safetensors"
+        optimizer_state = None
+        if optimizer is not None and not whole:
+            optimizer_state = distributed.full_optimizer_state_dict(self.model, optimizer)
+        if not distributed.is_rank_zero():  # Only under FSDP do other ranks come here.
+            return
+        if whole:
             io.save_weights_file(state, path)
             return
-        optimizer = getattr(self.model, "optimizer", None)
         io.save_state(
             {
                 "model": dict(state),
-                "optimizer": _plain(optimizer.state_dict()) if optimizer is not None else None,
+                "optimizer": _plain(optimizer_state) if optimizer is not None else None,
                 "epoch": epoch + 1,
                 "batch": None if batch is None else batch + 1,
             },

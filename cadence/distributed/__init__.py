@@ -31,6 +31,13 @@ from cadence.distributed.callbacks import (
     needs_plain_logs,
     runs_on_this_rank,
 )
+from cadence.distributed.checkpoint import (
+    check_same_backup,
+    delete_shards,
+    load_sharded,
+    prune_shards,
+    save_sharded,
+)
 from cadence.distributed.core import (
     all_gather_object,
     all_reduce_sum,
@@ -50,6 +57,7 @@ from cadence.distributed.core import (
 )
 from cadence.distributed.fsdp import (
     copy_whole_into,
+    full_optimizer_state_dict,
     full_state_dict,
     full_tensor,
     gathered,
@@ -72,9 +80,12 @@ __all__ = [
     "any_rank",
     "barrier",
     "broadcast_object",
+    "check_same_backup",
     "collective_timeout",
     "copy_whole_into",
     "default_policy",
+    "delete_shards",
+    "full_optimizer_state_dict",
     "full_state_dict",
     "full_tensor",
     "gather_predictions",
@@ -85,6 +96,8 @@ __all__ = [
     "is_rank_zero",
     "is_sharded",
     "load_full_state_dict",
+    "load_sharded",
+    "prune_shards",
     "local_cuda_device",
     "local_rank",
     "needs_plain_logs",
@@ -92,6 +105,7 @@ __all__ = [
     "rank_zero_only",
     "reduce_logs",
     "runs_on_this_rank",
+    "save_sharded",
     "set_timeout",
     "shard_adapter",
     "watch",

@@ -42,6 +42,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadence.distributed import core
+from cadence.distributed.strategy import shards
 
 _ALL = None
 
@@ -82,6 +83,8 @@ def runs_on_this_rank(callback: Any, hook: str) -> bool:
     """Return whether ``callback``'s ``hook`` runs on this rank (always, in one process)."""
     if core.is_rank_zero():
         return True
+    if getattr(callback, "collective_when_sharded", False) and shards(getattr(callback, "model", None)):
+        return True  # Saving a sharded (FSDP) model takes every rank; it writes on rank 0 itself.
     declared = getattr(type(callback), "rank_zero_only", None)
     if declared is None:
         name = _builtin(callback, RANK_ZERO_HOOKS)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
+    get_optimizer_state_dict,
     set_model_state_dict,
 )
 from torch.distributed.fsdp import FSDPModule
@@ -52,6 +53,30 @@ def full_state_dict(model: nn.Module) -> dict[str, Any]:
     if not is_sharded(model):
         return model.state_dict()
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+
+
+def full_optimizer_state_dict(model: nn.Module, optimizer: Any) -> dict[str, Any]:
+    """Return ``optimizer.state_dict()`` with whole tensors (on rank 0 under FSDP: every rank calls).
+
+    The result has torch's own layout (states keyed by the parameter's position in the groups),
+    so a one-process optimizer of the same model loads it with ``load_state_dict``. Under FSDP
+    the gathered tensors are on the CPU of rank 0; other ranks get the groups without states.
+    """
+    if not is_sharded(model):
+        return optimizer.state_dict()
+    named = get_optimizer_state_dict(
+        model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
+    index: dict[str, int] = {}
+    groups = []
+    for group in named["param_groups"]:
+        positions = []
+        for name in group["params"]:
+            index[name] = len(index)
+            positions.append(index[name])
+        groups.append({**group, "params": positions})
+    return {"state": {index[name]: value for name, value in named["state"].items()},
+            "param_groups": groups}
 
 
 def load_full_state_dict(model: nn.Module, state: dict[str, Any]) -> None:

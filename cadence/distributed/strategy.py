@@ -196,6 +196,11 @@ def _point_optimizer_at(optimizer: Any, names: dict[int, str], params: dict[str,
         group["params"] = [params[names[id(p)]] if id(p) in names else p for p in group["params"]]
 
 
+def shards(model: Any) -> bool:
+    """Return whether ``model`` is, or will be when ``fit`` runs, sharded by FSDP."""
+    return isinstance(model, FSDPModule) or isinstance(getattr(model, "distribute_strategy", None), FSDP)
+
+
 def get_strategy(strategy: Any) -> Strategy:
     """Return the :class:`Strategy` that ``compile(strategy=...)`` names.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -190,6 +191,12 @@ def scenario_stop(results):
     results["batches_run"] = np.array(counter.batches)
 
 
+def global_step(callback):
+    """The run's global step, from the callback's run state (``self.run``, or the model's)."""
+    run = getattr(callback, "run", None)
+    return (run if run is not None else callback.model._train_state).global_step
+
+
 class KillAt(callbacks.Callback):
     """Die at once, like SIGKILL, before training batch ``step`` (global) of the run."""
 
@@ -198,7 +205,7 @@ class KillAt(callbacks.Callback):
         self.step = step
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.model._train_state.global_step == self.step:
+        if global_step(self) == self.step:
             sys.stdout.flush()
             os._exit(3)
 
@@ -214,6 +221,46 @@ def scenario_resume(results, backup_dir, kill_at=None):
     results["weights_resume"] = np.concatenate([w.ravel() for w in model.get_weights()])
     results["epochs"] = np.array(len(history.history["loss"]))
     results["restored"] = np.array(chain[0].restored_from is not None)
+
+
+class SigkillRankOne(callbacks.Callback):
+    """Under torchrun's first attempt only: rank 1 SIGKILLs itself before global batch ``step``."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+        if first_attempt and distributed.rank() == 1 and global_step(self) == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecordAt(callbacks.Callback):
+    """Save the whole weights to ``weights_at_<step>.npy`` after global batch ``step``."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if global_step(self) == self.step:
+            np.save(f"weights_at_{self.step}.npy", flat_weights(self.model))
+
+
+def scenario_resume_fsdp(results, backup_dir, kill_at=None, how="exit"):
+    """FSDP, 3 epochs of 4 batches, sharded backups every 3 batches; maybe die before ``kill_at``."""
+    x, y = mlp_data(32)
+    model = mlp_model("fsdp")
+    chain = [callbacks.BackupAndRestore(backup_dir, save_freq=3), RecordAt(6)]
+    if kill_at is not None:
+        chain.append(KillAt(kill_at) if how == "exit" else SigkillRankOne(kill_at))
+    history = model.fit(x, y, batch_size=4, epochs=3, shuffle=True, verbose=0, callbacks=chain)
+    results["weights_fsdp_resume"] = flat_weights(model)
+    results["epochs"] = np.array(len(history.history["loss"]))
+    results["history"] = json.dumps(history.history)
+    results["restored"] = np.array(chain[0].restored_from is not None)
+    results["attempt"] = np.array(int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")))
 
 
 def main() -> None:
@@ -240,10 +287,15 @@ def main() -> None:
             scenario_fsdp(results)
         elif name == "stop":
             scenario_stop(results)
-        elif name == "resume":  # OUT_DIR/backup, or a backup folder given, dying at KILL_AT.
-            backup_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(out, "backup")
+        elif name in ("resume", "resume_fsdp", "resume_fsdp_sigkill"):
+            # OUT_DIR/backup, or a backup folder given ("{rank}" is this rank), dying at KILL_AT.
+            backup_dir = sys.argv[3].format(rank=rank) if len(sys.argv) > 3 else os.path.join(out, "backup")
             kill_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
-            scenario_resume(results, backup_dir, kill_at)
+            if name == "resume":
+                scenario_resume(results, backup_dir, kill_at)
+            else:
+                how = "sigkill" if name.endswith("sigkill") else "exit"
+                scenario_resume_fsdp(results, backup_dir, kill_at, how)
         elif name == "hang":  # Rank 1 never reaches the barrier rank 0 waits in.
             if rank == 1:
                 time.sleep(3600)

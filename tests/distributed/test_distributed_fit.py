@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,6 +228,75 @@ def test_a_failed_rank_that_lingers_makes_the_other_rank_fail_naming_it(strategy
                 proc.kill()
             proc.communicate()
     assert not (tmp_path / "linger" / "rank0.npz").exists()
+
+
+@pytest.fixture(scope="module")
+def killed_fsdp(tmp_path_factory):
+    """A 2-rank FSDP run with sharded backups every 3 batches, both ranks dying before batch 7."""
+    out = tmp_path_factory.mktemp("killed_fsdp")
+    codes, outputs = launch(["resume_fsdp", str(out / "backup"), "7"], out)
+    assert codes == [3, 3], "\n".join(outputs)
+    assert (out / "backup" / "backup.cadence").is_file()
+    assert sorted(p.name for p in (out / "backup").iterdir() if p.is_dir()) == ["shards-3", "shards-6"]
+    return out
+
+
+class WeightsAtBegin(callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = dist_worker.flat_weights(self.model)
+
+
+def test_a_sharded_backup_resumes_on_one_process_when_asked(killed_fsdp, tmp_path):
+    backup = tmp_path / "backup"
+    shutil.copytree(killed_fsdp / "backup", backup)
+    x, y = dist_worker.mlp_data(32)
+    model = dist_worker.mlp_model("fsdp")  # No process group: one process, nothing sharded.
+    with pytest.raises(ValueError, match=r"backup.cadence' was written by 2 processes with the "
+                       r"model sharded \(strategy='fsdp'\); this run has 1\. .*reshard=True\)\."):
+        model.fit(x, y, batch_size=4, epochs=3, verbose=0,
+                  callbacks=[callbacks.BackupAndRestore(str(backup), save_freq=3)])
+    model = dist_worker.mlp_model("fsdp")
+    seen = WeightsAtBegin()
+    restore = callbacks.BackupAndRestore(str(backup), save_freq=3, reshard=True)
+    history = model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[restore, seen])
+    assert restore.restored_from is not None
+    np.testing.assert_array_equal(seen.weights, np.load(killed_fsdp / "rank0" / "weights_at_6.npy"))
+    assert len(history.history["loss"]) == 3  # Epoch 0 from the backup, then epochs 1 and 2.
+    assert not np.array_equal(dist_worker.flat_weights(model), seen.weights)
+    assert not backup.exists()
+
+
+def test_ranks_that_find_different_backups_are_refused(killed_fsdp, tmp_path):
+    shutil.copytree(killed_fsdp / "backup", tmp_path / "b0")  # Per-machine folders: rank 1's
+    (tmp_path / "b1").mkdir()  # machine has no backup.
+    codes, outputs = launch(["resume_fsdp", str(tmp_path / "b{rank}")], tmp_path / "run")
+    assert codes == [1, 1], "\n".join(outputs)
+    expected = (r"ValueError: The ranks read different backups: rank 0 found a backup at epoch 1, "
+                r"batch 2 \(global step 6, digest [0-9a-f]{12}\) in '.*b0'; rank 1 found no "
+                r"backup in '.*b1'\. Every rank must restore the same backup")
+    for text in outputs:
+        assert re.search(expected, text), text
+    assert sorted(p.name for p in (tmp_path / "b0").iterdir()) == ["backup.cadence", "backup.cadence.prev", "shards-3", "shards-6"]
+
+
+def test_a_rank_killed_under_torchrun_restarts_and_ends_as_an_uninterrupted_run(tmp_path):
+    codes, outputs = launch(["resume_fsdp", str(tmp_path / "ref_backup")], tmp_path / "ref")
+    assert codes == [0, 0], "\n".join(outputs)
+    reference = results(tmp_path / "ref", 0)
+    out = tmp_path / "elastic"
+    env = {k: v for k, v in os.environ.items() if k != "CADENCE_TEST_INIT_METHOD"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+               "--max-restarts=2", str(WORKER), "resume_fsdp_sigkill", str(out),
+               str(tmp_path / "backup"), "7"]
+    done = subprocess.run(command, env=dict(env, OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=2 * LAUNCH_TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for rank in (0, 1):
+        resumed = results(out, rank)
+        assert int(resumed["attempt"]) == 1 and bool(resumed["restored"])  # One restart.
+        np.testing.assert_array_equal(resumed["weights_fsdp_resume"], reference["weights_fsdp_resume"])
+        assert str(resumed["history"]) == str(reference["history"])
+    assert not (tmp_path / "backup").exists()
 
 
 def test_a_hang_fails_the_launch_and_kills_every_rank(tmp_path):
