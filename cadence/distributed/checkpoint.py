@@ -59,8 +59,21 @@ def save_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.P
         grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
     dcp.save({"model": model_dict, "optim": optimizer_dict, "grads": grads},
              checkpoint_id=Path(backup_dir) / folder)
+    # Metric states are each rank's own sums (summed over ranks when logs are read): keep all.
+    by_rank = core.all_gather_object(_to_cpu(model_state["metrics"]))
     return {**model_state, "weights": {}, "optimizer": None, "grads": None,
+            "metrics_by_rank": by_rank,
             "sharded": {"folder": folder, "world_size": core.world_size(), "grads": sorted(grads)}}
+
+
+def _to_cpu(nest: Any) -> Any:
+    if isinstance(nest, torch.Tensor):
+        return nest.detach().cpu()
+    if isinstance(nest, dict):
+        return {key: _to_cpu(value) for key, value in nest.items()}
+    if isinstance(nest, list | tuple):
+        return type(nest)(_to_cpu(value) for value in nest)
+    return nest
 
 
 def load_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.PathLike,
@@ -109,7 +122,11 @@ def load_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.P
                    optim_state_dict=state["optim"])
     for name, grad in state["grads"].items():
         params[name].grad = grad
-    return {**model_state, "weights": model.state_dict(), "optimizer": model.optimizer.state_dict()}
+    # This rank's own metric states (with another world size: those of rank ``rank % saved``,
+    # so the logs of a resumed, partly done epoch are then not those of an uninterrupted run).
+    metrics = model_state["metrics_by_rank"][core.rank() % saved]
+    return {**model_state, "weights": model.state_dict(), "optimizer": model.optimizer.state_dict(),
+            "metrics": metrics}
 
 
 def prune_shards(backup_dir: str | os.PathLike, model_state: dict[str, Any]) -> None:

@@ -56,6 +56,9 @@ def init_process_group(backend: str | None = None, timeout: float | None = None,
             :func:`collective_timeout`.
         **kwargs: More arguments for ``torch.distributed.init_process_group`` (``init_method``,
             ``rank``, ``world_size``, ...); by default the ``env://`` variables torchrun sets.
+            Under ``torchrun`` each restart of the group (``--max-restarts``) meets under a key
+            prefix of its own in torchrun's store: torch's own ``env://`` start reuses the keys
+            of the previous attempt, and a restarted rank may then try to connect to a dead one.
     """
     if timeout is not None:
         set_timeout(timeout)
@@ -63,7 +66,19 @@ def init_process_group(backend: str | None = None, timeout: float | None = None,
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         local_cuda_device()
-    dist.init_process_group(backend, timeout=timedelta(seconds=collective_timeout()), **kwargs)
+    limit = timedelta(seconds=collective_timeout())
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is not None and not {"init_method", "store"} & set(kwargs):
+        # Under torchrun every restart of the group meets in the same store: keys of this
+        # attempt get a prefix of their own, so no rank reads a dead worker's address.
+        rank_now = int(os.environ["RANK"])
+        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                              int(os.environ["WORLD_SIZE"]), is_master=not agent and rank_now == 0,
+                              timeout=limit)
+        kwargs.update(store=dist.PrefixStore(f"cadence/attempt_{attempt}", store), rank=rank_now,
+                      world_size=int(os.environ["WORLD_SIZE"]))
+    dist.init_process_group(backend, timeout=limit, **kwargs)
 
 
 def is_initialized() -> bool:

@@ -9,8 +9,8 @@ waits in a barrier: for the launcher's timeout test). The backend is gloo, or
 Rendezvous: with ``CADENCE_TEST_INIT_METHOD`` set (the tests set ``file://<fresh file>``), the
 process group starts from that URL with the ``RANK`` and ``WORLD_SIZE`` environment variables;
 a file needs no free port, so nothing else on the machine can take it first. Without it, the
-group starts as under ``torchrun`` (``init_method="env://"``: ``MASTER_ADDR``, ``MASTER_PORT``,
-``RANK``, ``WORLD_SIZE``), e.g. ``CADENCE_TEST_BACKEND=nccl torchrun --nproc_per_node=1
+group starts as under ``torchrun``, by ``cadence.distributed.init_process_group`` (``MASTER_ADDR``,
+``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``), e.g. ``CADENCE_TEST_BACKEND=nccl torchrun --nproc_per_node=1
 tests/distributed/dist_worker.py fit,stop,resume OUT``. Collectives time out after
 ``COLLECTIVE_TIMEOUT``, so a rank whose peer is gone fails instead of waiting for ever.
 """
@@ -270,8 +270,8 @@ def main() -> None:
     if init_method:  # A file:// URL: each launch gives its ranks a fresh file.
         dist.init_process_group(backend, init_method=init_method, timeout=COLLECTIVE_TIMEOUT,
                                 world_size=int(os.environ["WORLD_SIZE"]), rank=int(os.environ["RANK"]))
-    else:  # As torchrun starts it.
-        dist.init_process_group(backend, init_method="env://", timeout=COLLECTIVE_TIMEOUT)
+    else:  # As torchrun starts it (each restart under its own key prefix).
+        distributed.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT.total_seconds())
     rank = dist.get_rank()
     workdir = os.path.join(out, f"rank{rank}")
     os.makedirs(workdir, exist_ok=True)
