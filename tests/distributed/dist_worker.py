@@ -92,6 +92,16 @@ def scenario_fsdp(results):
     results["fsdp_loaded"] = flat_weights(model)
 
 
+def scenario_fsdp_bf16(results):
+    """FSDP with compile(precision="bf16-mixed"): a bf16 MixedPrecisionPolicy, float32 shards."""
+    x, y = mlp_data(16)
+    model = mlp_model("fsdp", precision="bf16-mixed")
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    results["bf16_loss"] = np.array(history.history["loss"])
+    results["bf16_param_dtypes"] = np.array(sorted({str(p.dtype) for p in model.parameters()}))
+    results["bf16_weights"] = flat_weights(model)
+
+
 class BreakOnRankOne(callbacks.Callback):
     """Raise at training batch 1 on rank 1 only."""
 
@@ -285,6 +295,8 @@ def main() -> None:
             scenario_linger(results, name.split("_")[1])
         elif name == "fsdp":
             scenario_fsdp(results)
+        elif name == "fsdp_bf16":
+            scenario_fsdp_bf16(results)
         elif name == "stop":
             scenario_stop(results)
         elif name in ("resume", "resume_fsdp", "resume_fsdp_sigkill"):

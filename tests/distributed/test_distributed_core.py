@@ -257,3 +257,35 @@ def test_reduce_logs_reads_global_results_and_keeps_local_states(group_of_one):
     model = type("M", (), {"metrics": [metric]})()
     assert distributed.reduce_logs(model, {"m": torch.tensor(0.0)}) == {"m": 2.0}
     assert [t.item() for t in metric.state_tensors()] == [4.0, 2.0, 0.0]  # total, count, partial
+
+
+def test_strategies_are_checked_at_compile_and_fsdp_refuses_float16():
+    assert isinstance(dist_worker.mlp_model("fsdp").distribute_strategy, distributed.FSDP)
+    assert isinstance(dist_worker.mlp_model().distribute_strategy, distributed.DDP)
+    with pytest.raises(ValueError, match=r"strategy must be one of \['auto', 'ddp', 'fsdp'\] or a "
+                       r"cadence.distributed.DDP/FSDP object; received strategy='tpu'\."):
+        dist_worker.mlp_model("tpu")
+    model = dist_worker.mlp_model("fsdp", precision="16-mixed")
+    with pytest.raises(ValueError, match=r"strategy='fsdp' does not take precision='16-mixed'"):
+        model.distribute_strategy.wrap(model)
+    with pytest.raises(TypeError, match="FSDP's policy must be a function of the model returning modules; received 3"):
+        distributed.FSDP(policy=3)
+
+
+def test_fsdp_default_policy_shards_blocks_and_modules_with_parameters_of_their_own():
+    blocks = torch.nn.ModuleList([torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()) for _ in range(2)])
+    embed, head = torch.nn.Embedding(5, 2), torch.nn.Linear(2, 1)
+    model = torch.nn.ModuleDict({"embed": embed, "blocks": blocks, "act": torch.nn.ReLU(), "head": head})
+    assert distributed.default_policy(model) == [embed, head, blocks[0], blocks[1]]
+
+
+def test_collective_timeout_is_settable_and_checked(monkeypatch):
+    monkeypatch.setattr(core, "_settings", {"timeout": None})
+    monkeypatch.delenv("CADENCE_DISTRIBUTED_TIMEOUT", raising=False)
+    assert distributed.collective_timeout() == 600.0
+    monkeypatch.setenv("CADENCE_DISTRIBUTED_TIMEOUT", "42")
+    assert distributed.collective_timeout() == 42.0
+    distributed.set_timeout(7)
+    assert distributed.collective_timeout() == 7.0
+    with pytest.raises(ValueError, match=r"timeout must be a positive number of seconds; received 0\."):
+        distributed.set_timeout(0)

@@ -180,7 +180,7 @@ def test_killed_run_resumed_with_backup_and_restore_ends_as_an_uninterrupted_one
 def fsdp_run(tmp_path_factory):
     """One launch of the FSDP scenario."""
     out = tmp_path_factory.mktemp("fsdp")
-    codes, outputs = launch(["fsdp"], out)
+    codes, outputs = launch(["fsdp,fsdp_bf16"], out)
     assert codes == [0, 0], "\n".join(outputs)
     return out, [results(out, 0), results(out, 1)]
 
@@ -200,6 +200,20 @@ def test_fsdp_shards_the_parameters_and_trains_as_one_process_at_the_global_batc
     np.testing.assert_allclose(r0["fsdp_evaluate"], single.evaluate(x_val, y_val, verbose=0), rtol=1e-5)
     np.testing.assert_allclose(r0["fsdp_predict"], single.predict(x_val, verbose=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(r0["fsdp_predict"], r1["fsdp_predict"])
+
+
+def test_fsdp_with_bf16_computes_in_bf16_and_keeps_float32_shards(fsdp_run):
+    _, (r0, r1) = fsdp_run
+    assert r0["bf16_param_dtypes"].tolist() == ["torch.float32"]
+    np.testing.assert_array_equal(r0["bf16_weights"], r1["bf16_weights"])
+    loss = r0["bf16_loss"]
+    assert np.all(np.isfinite(loss)) and loss[1] < loss[0]
+    x, y = dist_worker.mlp_data(16)
+    single = dist_worker.mlp_model()  # float32, one process, the global batch.
+    single.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    reference = dist_worker.flat_weights(single)
+    np.testing.assert_allclose(r0["bf16_weights"], reference, atol=0.05)  # Near, but rounded
+    assert not np.allclose(r0["bf16_weights"], reference, rtol=1e-5, atol=1e-6)  # in bfloat16.
 
 
 def test_fsdp_whole_weights_set_save_and_load(fsdp_run):
