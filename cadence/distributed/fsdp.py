@@ -60,7 +60,7 @@ def full_optimizer_state_dict(model: nn.Module, optimizer: Any) -> dict[str, Any
 
     The result has torch's own layout (states keyed by the parameter's position in the groups),
     so a one-process optimizer of the same model loads it with ``load_state_dict``. Under FSDP
-    the gathered tensors are on the CPU of rank 0; other ranks get the groups without states.
+    the gathered tensors are on the CPU of rank 0; other ranks get an empty state.
     """
     if not is_sharded(model):
         return optimizer.state_dict()
@@ -69,13 +69,13 @@ def full_optimizer_state_dict(model: nn.Module, optimizer: Any) -> dict[str, Any
     )
     index: dict[str, int] = {}
     groups = []
-    for group in named["param_groups"]:
+    for group in named.get("param_groups", []):  # Ranks other than 0 receive nothing.
         positions = []
         for name in group["params"]:
             index[name] = len(index)
             positions.append(index[name])
         groups.append({**group, "params": positions})
-    return {"state": {index[name]: value for name, value in named["state"].items()},
+    return {"state": {index[name]: value for name, value in named.get("state", {}).items()},
             "param_groups": groups}
 
 

@@ -78,7 +78,8 @@ def scenario_fsdp(results):
     x_val, y_val = mlp_data(11, seed=1)
     model = mlp_model("fsdp")
     history = model.fit(x, y, batch_size=4, epochs=3, shuffle=True, verbose=0,
-                        validation_data=(x_val, y_val))
+                        validation_data=(x_val, y_val),
+                        callbacks=[callbacks.ModelCheckpoint("fsdp_checkpoint.pt")])
     results["fsdp_sharded"] = np.array(distributed.is_sharded(model))
     results["fsdp_local_params"] = np.array(sum(p.to_local().numel() for p in model.parameters()))
     results["fsdp_weights"] = flat_weights(model)

@@ -224,6 +224,15 @@ def test_fsdp_whole_weights_set_save_and_load(fsdp_run):
     one = dist_worker.mlp_model()
     one.load_weights(out / "rank0" / "fsdp.weights.pt")  # Whole weights: load in one process.
     np.testing.assert_array_equal(dist_worker.flat_weights(one), r0["fsdp_weights"])
+    # ModelCheckpoint gathered with both ranks and wrote the whole state on rank 0 only.
+    assert not (out / "rank1" / "fsdp_checkpoint.pt").exists()
+    one = dist_worker.mlp_model()
+    one.load_weights(out / "rank0" / "fsdp_checkpoint.pt")
+    np.testing.assert_array_equal(dist_worker.flat_weights(one), r0["fsdp_weights"])
+    saved = cadence.io.load_state(str(out / "rank0" / "fsdp_checkpoint.pt"))
+    assert saved["epoch"] == 3 and sorted(saved["optimizer"]["state"]) == [0, 1, 2, 3]
+    one.optimizer.load_state_dict(saved["optimizer"])  # Whole Adam moments, torch's own layout.
+    assert [tuple(s["exp_avg"].shape) for s in one.optimizer.state.values()] == [(8, 4), (8,), (2, 8), (2,)]
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
