@@ -13,6 +13,15 @@ yourself); nothing else changes. When a process group is initialised, cadence
 - runs the hooks of callbacks that write files or print (checkpoints, CSV, TensorBoard, MLflow,
   backups, the progress bar) on rank 0 only, and makes every rank agree on
   ``model.stop_training`` (:mod:`cadence.distributed.callbacks`).
+- under FSDP gives whole weights to ``get_weights`` and friends, ``evaluate`` and ``predict``
+  (:mod:`cadence.distributed.fsdp`) and lets ``BackupAndRestore`` write sharded backups
+  (:mod:`cadence.distributed.checkpoint`);
+- keeps a watchdog per ``fit`` / ``evaluate`` / ``predict`` call, so that a rank that fails makes
+  every other rank fail within seconds, naming it (:mod:`cadence.distributed.watchdog`);
+  collectives time out after :func:`collective_timeout` seconds (:func:`set_timeout`).
+
+Start the group with :func:`init_process_group` (NCCL with CUDA, else gloo; each ``torchrun``
+restart under a store prefix of its own) or with torch's own ``init_process_group``.
 
 Without a process group, none of this runs and every function here is a cheap no-op.
 

@@ -289,3 +289,16 @@ def test_collective_timeout_is_settable_and_checked(monkeypatch):
     assert distributed.collective_timeout() == 7.0
     with pytest.raises(ValueError, match=r"timeout must be a positive number of seconds; received 0\."):
         distributed.set_timeout(0)
+
+
+@pytest.mark.parametrize(("cuda", "backend"), [(True, "nccl"), (False, "gloo")])
+def test_init_process_group_chooses_nccl_when_cuda_is_present(monkeypatch, cuda, backend):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(core, "local_cuda_device", lambda: calls.append("device"))
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda name, **kwargs: calls.append((name, kwargs["timeout"].total_seconds())))
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
+    monkeypatch.setattr(core, "_settings", {"timeout": None})
+    distributed.init_process_group(timeout=30)
+    assert calls == (["device"] if cuda else []) + [(backend, 30.0)]
