@@ -88,6 +88,12 @@ def launch(args: list[str], out: Path, world: int = 2, timeout: float = LAUNCH_T
     return codes, outputs
 
 
+def killed_together(codes: list[int]) -> bool:
+    """Whether the ranks died at KillAt (status 3); a rank whose watchdog saw the other die
+    first may have stopped with status 1 an instant before its own exit."""
+    return 3 in codes and set(codes) <= {1, 3}
+
+
 def results(out: Path, rank: int) -> dict:
     with np.load(out / f"rank{rank}.npz") as loaded:
         return {key: loaded[key] for key in loaded.files}
@@ -164,7 +170,7 @@ def test_killed_run_resumed_with_backup_and_restore_ends_as_an_uninterrupted_one
     out, _, (r0, _) = main_run
     backup = tmp_path / "backup"
     codes, outputs = launch(["resume", str(backup), "7"], tmp_path / "killed")
-    assert codes == [3, 3], "\n".join(outputs)
+    assert killed_together(codes), "\n".join(outputs)
     assert (backup / "backup.cadence").is_file()
     codes, outputs = launch(["resume", str(backup)], tmp_path / "resumed")
     assert codes == [0, 0], "\n".join(outputs)
@@ -258,7 +264,7 @@ def killed_fsdp(tmp_path_factory):
     """A 2-rank FSDP run with sharded backups every 3 batches, both ranks dying before batch 7."""
     out = tmp_path_factory.mktemp("killed_fsdp")
     codes, outputs = launch(["resume_fsdp", str(out / "backup"), "7"], out)
-    assert codes == [3, 3], "\n".join(outputs)
+    assert killed_together(codes), "\n".join(outputs)
     assert (out / "backup" / "backup.cadence").is_file()
     assert sorted(p.name for p in (out / "backup").iterdir() if p.is_dir()) == ["shards-3", "shards-6"]
     return out
