@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence import io
+from cadence import distributed, io
 
 MODEL_FORMAT = "cadence-model"
 MODEL_VERSION = 1
@@ -243,8 +243,9 @@ def save_model(model: Any, filepath: Any) -> None:
     payload = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
-        "weights": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "weights": distributed.full_state_dict(model),  # Under FSDP: gathered, every rank calls.
+        "optimizer": (distributed.full_optimizer_state_dict(model, optimizer, rank_zero_only=False)
+                      if optimizer is not None else None),
         "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
         "micro_step": int(getattr(model, "_micro_step", 0)),
@@ -336,10 +337,10 @@ def load_model(filepath: Any, model: Any, compile: bool = True) -> Any:
         _compile_from_config(model, state.get("compile_config"), path)
     if model.compiled and state["optimizer"] is not None:
         check_optimizer(model, state["optimizer"], state.get("optimizer_class"), path)
-    model.load_state_dict(state["weights"])
+    distributed.load_full_state_dict(model, state["weights"])  # Under FSDP: each rank its slice.
     if model.compiled:
         if state["optimizer"] is not None:
-            model.optimizer.load_state_dict(state["optimizer"])
+            distributed.load_full_optimizer_state_dict(model, model.optimizer, state["optimizer"])
         if state.get("scaler") is not None and getattr(model, "_scaler", None) is not None:
             model._scaler.load_state_dict(state["scaler"])
         model._micro_step = int(state.get("micro_step", 0))

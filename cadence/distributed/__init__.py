@@ -71,6 +71,7 @@ from cadence.distributed.fsdp import (
     full_tensor,
     gathered,
     is_sharded,
+    load_full_optimizer_state_dict,
     load_full_state_dict,
 )
 from cadence.distributed.logs import reduce_logs
@@ -104,6 +105,7 @@ __all__ = [
     "is_initialized",
     "is_rank_zero",
     "is_sharded",
+    "load_full_optimizer_state_dict",
     "load_full_state_dict",
     "load_sharded",
     "prune_shards",

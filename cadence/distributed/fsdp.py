@@ -19,6 +19,7 @@ from torch.distributed.checkpoint.state_dict import (
     get_model_state_dict,
     get_optimizer_state_dict,
     set_model_state_dict,
+    set_optimizer_state_dict,
 )
 from torch.distributed.fsdp import FSDPModule
 from torch.distributed.tensor import DTensor, distribute_tensor
@@ -55,17 +56,21 @@ def full_state_dict(model: nn.Module) -> dict[str, Any]:
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
 
 
-def full_optimizer_state_dict(model: nn.Module, optimizer: Any) -> dict[str, Any]:
-    """Return ``optimizer.state_dict()`` with whole tensors (on rank 0 under FSDP: every rank calls).
+def full_optimizer_state_dict(
+    model: nn.Module, optimizer: Any, rank_zero_only: bool = True
+) -> dict[str, Any]:
+    """Return ``optimizer.state_dict()`` with whole tensors (under FSDP every rank calls).
 
     The result has torch's own layout (states keyed by the parameter's position in the groups),
     so a one-process optimizer of the same model loads it with ``load_state_dict``. Under FSDP
-    the gathered tensors are on the CPU of rank 0; other ranks get an empty state.
+    the gathered tensors are on the CPU of rank 0 (other ranks get an empty state), or on every
+    rank without ``rank_zero_only``.
     """
     if not is_sharded(model):
         return optimizer.state_dict()
     named = get_optimizer_state_dict(
-        model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model, optimizer,
+        options=StateDictOptions(full_state_dict=True, cpu_offload=rank_zero_only),
     )
     index: dict[str, int] = {}
     groups = []
@@ -77,6 +82,21 @@ def full_optimizer_state_dict(model: nn.Module, optimizer: Any) -> dict[str, Any
         groups.append({**group, "params": positions})
     return {"state": {index[name]: value for name, value in named.get("state", {}).items()},
             "param_groups": groups}
+
+
+def load_full_optimizer_state_dict(model: nn.Module, optimizer: Any, state: dict[str, Any]) -> None:
+    """Load a whole optimizer state in torch's own layout (the same on every rank), sharded or not."""
+    if not is_sharded(model):
+        optimizer.load_state_dict(state)
+        return
+    names = {id(p): name for name, p in model.named_parameters()}
+    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    named = {
+        "state": {order[int(index)]: value for index, value in state["state"].items()},
+        "param_groups": [{**group, "params": [order[int(i)] for i in group["params"]]}
+                         for group in state["param_groups"]],
+    }
+    set_optimizer_state_dict(model, optimizer, named, options=StateDictOptions(full_state_dict=True))
 
 
 def load_full_state_dict(model: nn.Module, state: dict[str, Any]) -> None:

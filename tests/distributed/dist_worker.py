@@ -86,11 +86,14 @@ def scenario_fsdp(results):
     results["fsdp_history"] = json.dumps(history.history)
     results["fsdp_evaluate"] = np.array(model.evaluate(x_val, y_val, batch_size=2, verbose=0))
     results["fsdp_predict"] = model.predict(x_val, batch_size=2, verbose=0)
+    model.save("fsdp_model.pt")
     model.save_weights("fsdp.weights.pt")
     model.set_weights([np.full_like(w, 0.5) for w in model.get_weights()])
     results["fsdp_set"] = flat_weights(model)
     model.load_weights("fsdp.weights.pt")
     results["fsdp_loaded"] = flat_weights(model)
+    cadence.load_model("fsdp_model.pt", model)
+    results["fsdp_load_model"] = flat_weights(model)
 
 
 def scenario_fsdp_bf16(results):

@@ -239,6 +239,12 @@ def test_fsdp_whole_weights_set_save_and_load(fsdp_run):
     assert saved["epoch"] == 3 and sorted(saved["optimizer"]["state"]) == [0, 1, 2, 3]
     one.optimizer.load_state_dict(saved["optimizer"])  # Whole Adam moments, torch's own layout.
     assert [tuple(s["exp_avg"].shape) for s in one.optimizer.state.values()] == [(8, 4), (8,), (2, 8), (2,)]
+    # model.save gathers the whole state; load_model gives each rank its slice, or one process all.
+    for r in (r0, r1):
+        np.testing.assert_array_equal(r["fsdp_load_model"], r0["fsdp_weights"])
+    one = cadence.load_model(out / "rank1" / "fsdp_model.pt", dist_worker.mlp_model())
+    np.testing.assert_array_equal(dist_worker.flat_weights(one), r0["fsdp_weights"])
+    assert [tuple(s["exp_avg"].shape) for s in one.optimizer.state.values()] == [(8, 4), (8,), (2, 8), (2,)]
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
