@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from cadence import callbacks, distributed
+from cadence import data as cadence_data
 from cadence.data import ArrayAdapter, DataLoaderAdapter, Sequence, SequenceAdapter
 from cadence.data.adapters import pass_generator
 from cadence.data.sharding import shard_order
@@ -302,3 +303,16 @@ def test_init_process_group_chooses_nccl_when_cuda_is_present(monkeypatch, cuda,
     monkeypatch.setattr(core, "_settings", {"timeout": None})
     distributed.init_process_group(timeout=30)
     assert calls == (["device"] if cuda else []) + [(backend, 30.0)]
+
+
+def test_cutting_a_source_is_the_adapters_own_method():
+    adapter = ArrayAdapter(torch.arange(7.0).reshape(7, 1), batch_size=2)
+    assert adapter.shard_units() == ("sample", 7)
+    assert adapter.set_shard(1, 3, training=True) == "sample"
+    assert adapter.shard == (1, 3, True) and adapter.num_batches == 2  # Samples 1, 4 and 0.
+    assert adapter.shard_indices(3).tolist() == [1, 4, 0]
+    generator = cadence_data.IterableAdapter(iter([np.zeros((1, 1))]))
+    assert generator.shard_units() is None and generator.set_shard(0, 2, training=True) is None
+    assert generator.shard is None
+    with pytest.raises(ValueError, match="IterableAdapter is not cut between ranks: call set_shard first."):
+        generator.shard_indices(1)
