@@ -64,8 +64,9 @@ class BackupAndRestore(Callback):
     backs_up_state = True
     #: Batch logs are not read: receive the lazy view, so that no batch forces a host sync.
     accepts_lazy_logs = True
-    #: Under FSDP every rank writes its shard (cadence.distributed.checkpoint), so hooks run everywhere.
-    collective_when_sharded = True
+    #: In several processes every rank takes part in a backup (its metric states; its shard under
+    #: FSDP) and rank 0 writes the file (cadence.distributed.checkpoint): hooks run on every rank.
+    rank_zero_only = False
 
     def __init__(
         self,
@@ -159,12 +160,12 @@ class BackupAndRestore(Callback):
     def save(self) -> None:
         """Write a backup of the run as it is now (called by the hooks)."""
         state = self._train_state()
-        model_state = saving.training_state(self.model)
+        model_state = distributed.gather_metric_states(saving.training_state(self.model))
         if distributed.is_sharded(self.model):  # FSDP: every rank writes its shard, rank 0 the rest.
             model_state = distributed.save_sharded(self.model, model_state, self.backup_dir,
                                                    state.global_step)
-            if not distributed.is_rank_zero():
-                return
+        if not distributed.is_rank_zero():
+            return
         payload = {
             "format": BACKUP_FORMAT,
             "version": BACKUP_VERSION,
@@ -249,6 +250,7 @@ class BackupAndRestore(Callback):
                 f"'{source}' has backup format version {payload.get('version')!r}; this cadence "
                 f"reads version {BACKUP_VERSION}."
             )
+        payload["model"] = distributed.own_metric_states(payload["model"])  # Each rank its own.
         if payload["model"].get("sharded") is not None:  # FSDP: weights, optimizer from the shards.
             payload["model"] = distributed.load_sharded(self.model, payload["model"],
                                                         self.backup_dir, source, self.reshard)

@@ -43,7 +43,9 @@ from cadence.distributed.callbacks import (
 from cadence.distributed.checkpoint import (
     check_same_backup,
     delete_shards,
+    gather_metric_states,
     load_sharded,
+    own_metric_states,
     prune_shards,
     save_sharded,
 )
@@ -99,6 +101,7 @@ __all__ = [
     "full_state_dict",
     "full_tensor",
     "gather_predictions",
+    "gather_metric_states",
     "gathered",
     "init_process_group",
     "get_strategy",
@@ -108,6 +111,7 @@ __all__ = [
     "load_full_optimizer_state_dict",
     "load_full_state_dict",
     "load_sharded",
+    "own_metric_states",
     "prune_shards",
     "local_cuda_device",
     "local_rank",

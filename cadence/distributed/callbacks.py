@@ -18,9 +18,6 @@ ProgbarLogger, CSVLogger, TensorBoard,      all
 MLflowLogger, MetricsLogger, RemoteMonitor
 ModelCheckpoint                             ``on_train_batch_end``, ``on_epoch_end`` (the
                                             saves; the direction is resolved everywhere)
-BackupAndRestore                            ``on_train_batch_end``, ``on_epoch_end``,
-                                            ``on_train_end`` (writes and deletes; every
-                                            rank restores the backup in ``on_train_begin``)
 ==========================================  ==============================================
 
 A skipped hook still counts for building logs, so every rank converts (and all-reduces) the
@@ -56,9 +53,6 @@ RANK_ZERO_HOOKS: dict[str, frozenset[str] | None] = {
     "MetricsLogger": _ALL,
     "RemoteMonitor": _ALL,
     "ModelCheckpoint": frozenset({"on_train_batch_end", "on_batch_end", "on_epoch_end"}),
-    "BackupAndRestore": frozenset(
-        {"on_train_batch_end", "on_batch_end", "on_epoch_end", "on_train_end"}
-    ),
 }
 
 #: cadence callbacks that never set ``model.stop_training``.

@@ -59,11 +59,32 @@ def save_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.P
         grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
     dcp.save({"model": model_dict, "optim": optimizer_dict, "grads": grads},
              checkpoint_id=Path(backup_dir) / folder)
-    # Metric states are each rank's own sums (summed over ranks when logs are read): keep all.
-    by_rank = core.all_gather_object(_to_cpu(model_state["metrics"]))
     return {**model_state, "weights": {}, "optimizer": None, "grads": None,
-            "metrics_by_rank": by_rank,
             "sharded": {"folder": folder, "world_size": core.world_size(), "grads": sorted(grads)}}
+
+
+def gather_metric_states(model_state: dict[str, Any]) -> dict[str, Any]:
+    """Add every rank's metric states to a backup's model state; every rank calls it.
+
+    A metric's state on a rank holds that rank's own sums (they are summed over ranks when logs
+    are read), so a backup taken mid-epoch keeps all of them, and each rank gets its own back
+    (:func:`own_metric_states`). Without a process group ``model_state`` is returned as it is.
+    """
+    if not core.is_initialized():
+        return model_state
+    return {**model_state, "metrics_by_rank": core.all_gather_object(_to_cpu(model_state["metrics"]))}
+
+
+def own_metric_states(model_state: dict[str, Any]) -> dict[str, Any]:
+    """Return a backup's model state with this rank's own metric states as ``"metrics"``.
+
+    With another number of ranks than the backup's, rank ``r`` gets those of rank
+    ``r % saved``: the logs of the resumed, partly done epoch are then approximate.
+    """
+    by_rank = model_state.get("metrics_by_rank")
+    if not by_rank:
+        return model_state
+    return {**model_state, "metrics": by_rank[core.rank() % len(by_rank)]}
 
 
 def _to_cpu(nest: Any) -> Any:
@@ -122,11 +143,7 @@ def load_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.P
                    optim_state_dict=state["optim"])
     for name, grad in state["grads"].items():
         params[name].grad = grad
-    # This rank's own metric states (with another world size: those of rank ``rank % saved``,
-    # so the logs of a resumed, partly done epoch are then not those of an uninterrupted run).
-    metrics = model_state["metrics_by_rank"][core.rank() % saved]
-    return {**model_state, "weights": model.state_dict(), "optimizer": model.optimizer.state_dict(),
-            "metrics": metrics}
+    return {**model_state, "weights": model.state_dict(), "optimizer": model.optimizer.state_dict()}
 
 
 def prune_shards(backup_dir: str | os.PathLike, model_state: dict[str, Any]) -> None:

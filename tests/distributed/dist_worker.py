@@ -233,6 +233,7 @@ def scenario_resume(results, backup_dir, kill_at=None):
         chain.append(KillAt(kill_at))
     history = model.fit(x, y, batch_size=4, epochs=4, shuffle=True, verbose=0, callbacks=chain)
     results["weights_resume"] = np.concatenate([w.ravel() for w in model.get_weights()])
+    results["history_resume"] = json.dumps(history.history)
     results["epochs"] = np.array(len(history.history["loss"]))
     results["restored"] = np.array(chain[0].restored_from is not None)
 

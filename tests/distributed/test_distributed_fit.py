@@ -178,6 +178,7 @@ def test_killed_run_resumed_with_backup_and_restore_ends_as_an_uninterrupted_one
     for r in resumed:
         assert bool(r["restored"]) and int(r["epochs"]) == 4
         np.testing.assert_array_equal(r["weights_resume"], r0["weights_resume"])
+        assert str(r["history_resume"]) == str(r0["history_resume"])  # Every rank's metric states.
     assert not bool(r0["restored"])
     assert not backup.exists() and not (out / "backup").exists()
 
