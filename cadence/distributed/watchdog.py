@@ -41,17 +41,12 @@ from cadence.distributed import core
 INTERVAL = 1.0
 DONE = "done"
 
-_group: dict[str, Any] = {}
 _active = threading.local()
 
 
 def _side_group() -> Any:
-    """Return the watchdogs' gloo group for the current default group (made once, collectively)."""
-    world = dist.group.WORLD
-    if _group.get("world") is not world:
-        _group["group"] = dist.new_group(backend="gloo", timeout=timedelta(seconds=core.collective_timeout()))
-        _group["world"] = world
-    return _group["group"]
+    """Return a new gloo group of all ranks for one call's watchdogs (every rank makes it)."""
+    return dist.new_group(backend="gloo", timeout=timedelta(seconds=core.collective_timeout()))
 
 
 def describe(error: BaseException) -> str:
@@ -147,3 +142,5 @@ def watch() -> Iterator[None]:
         dog.finish()
     finally:
         _active.dog = None
+        if not dog.thread.is_alive():  # Every rank's exchange is over: free its connections.
+            dist.destroy_process_group(dog.group)
