@@ -310,12 +310,17 @@ class BackupAndRestore(Callback):
                 f"reads version {BACKUP_VERSION}."
             )
         train_state = payload["train_state"]
-        if isinstance(train_state, dict) and isinstance(train_state.get("model"), dict):
-            model_part = distributed.own_metric_states(train_state["model"])  # Each rank its own.
-            if model_part.get("sharded") is not None:  # FSDP: weights, optimizer from the shards.
-                model_part = distributed.load_sharded(
-                    self.model, model_part, remote.local_path(self.backup_dir), source, self.reshard
-                )
-            train_state = {**train_state, "model": model_part}
-        state.check_state_dict(train_state, f"the training state of '{source}'", source)
+        what = f"the training state of '{source}'"
+        if not (isinstance(train_state, dict) and isinstance(train_state.get("model"), dict)):
+            state.check_state_dict(train_state, what, source)  # Refused, naming what is wrong.
+        model_part = distributed.own_metric_states(train_state["model"])  # Each rank its own.
+        if model_part.get("sharded") is not None:  # FSDP: weights, optimizer from the shards.
+            folder = remote.local_path(self.backup_dir)
+            distributed.check_sharded(self.model, model_part, folder, source, self.reshard)
+            loaded = distributed.sharded_as_loaded(self.model, model_part)
+            state.check_state_dict({**train_state, "model": loaded}, what, source)
+            model_part = distributed.load_sharded(self.model, model_part, folder, source,
+                                                  self.reshard)
+        train_state = {**train_state, "model": model_part}
+        state.check_state_dict(train_state, what, source)
         state.load_state_dict(train_state)

@@ -37,12 +37,14 @@ Example:
 from cadence.distributed.callbacks import StopAgreement, rank_zero_hooks, runs_on_this_rank
 from cadence.distributed.checkpoint import (
     check_same_backup,
+    check_sharded,
     delete_shards,
     gather_metric_states,
     load_sharded,
     own_metric_states,
     prune_shards,
     save_sharded,
+    sharded_as_loaded,
 )
 from cadence.distributed.core import (
     all_gather_object,
@@ -87,6 +89,7 @@ __all__ = [
     "barrier",
     "broadcast_object",
     "check_same_backup",
+    "check_sharded",
     "collective_timeout",
     "copy_whole_into",
     "default_policy",
@@ -115,6 +118,7 @@ __all__ = [
     "reduce_logs",
     "runs_on_this_rank",
     "save_sharded",
+    "sharded_as_loaded",
     "set_timeout",
     "shard_adapter",
     "watch",

@@ -13,6 +13,13 @@ bit for bit; another world size (or one process, without a process group) works 
 cut between a different number of ranks, so that epoch is not the one an uninterrupted run would
 have seen, which is why it is not done silently.
 
+The model's part of the run's state (``TrainState.state_dict()["model"]``, see
+:mod:`cadence.trainer.model_state`) is what the shards replace: ``BackupAndRestore`` gets the
+run's state from ``self.run``, has each rank write its shard (:func:`save_sharded`), and keeps in
+the file a marker naming the folder. On restore, nothing loads before the shards' metadata
+(:func:`check_sharded`: folder, world size, names and shapes of the weights) and the rest of the
+state (``TrainState.check_state_dict`` on :func:`sharded_as_loaded`) have been checked.
+
 Before anything is restored, every rank compares what it found in its backup folder
 (:func:`check_same_backup`): ranks that read different backups (per-machine folders that are not
 one shared file system) are refused, naming what each rank found.
@@ -29,7 +36,11 @@ from typing import Any
 
 import torch
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
 
 from cadence.distributed import core
 
@@ -43,8 +54,10 @@ def save_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.P
 
     Args:
         model: The sharded model (its ``optimizer`` is saved with it).
-        model_state: the model's part of ``TrainState.state_dict()`` (:mod:`cadence.trainer.model_state`): its weights, optimizer state and
-            gradients are replaced by the shards' folder.
+        model_state: The model's part of ``TrainState.state_dict()``
+            (:mod:`cadence.trainer.model_state`), its metric states gathered
+            (:func:`gather_metric_states`): its weights, optimizer state and gradients are
+            replaced by the shards' folder.
         backup_dir: The backup folder.
         global_step: The run's global step (names the folder).
 
@@ -97,24 +110,22 @@ def _to_cpu(nest: Any) -> Any:
     return nest
 
 
-def load_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.PathLike,
-                 source: Any, reshard: bool = False) -> dict[str, Any]:
-    """Load the shards a backup names into ``model`` and its optimizer; every rank calls it.
+def check_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.PathLike,
+                  source: Any, reshard: bool = False) -> None:
+    """Refuse, before anything is loaded, shards that cannot be loaded into ``model``.
+
+    Reads only the shards' metadata: the folder must hold it, the world size must be this run's
+    (unless ``reshard``), and the saved weights must have the model's names and whole shapes.
 
     Args:
-        model: The model (sharded or not) with its compiled optimizer.
+        model: The model (sharded or not).
         model_state: The backup's model entry, with ``"sharded"``.
         backup_dir: The backup folder.
         source: The backup file (named in errors).
         reshard: Allow a world size other than the backup's.
 
-    Returns:
-        ``model_state`` with the model's weights and optimizer state as they now are, for the
-        checks and loading of the rest of the training state.
-
     Raises:
-        ValueError: If the shards' folder is missing, or the world size differs without
-            ``reshard``; nothing is loaded then.
+        ValueError: Naming ``source`` and what does not fit.
     """
     marker = model_state["sharded"]
     folder = Path(backup_dir) / str(marker["folder"])
@@ -132,6 +143,61 @@ def load_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.P
             "continues with the data cut differently, so it is done only when asked: "
             "BackupAndRestore(..., reshard=True)."
         )
+    prefix = "model."
+    stored = {
+        key[len(prefix):]: tuple(meta.size)
+        for key, meta in dcp.FileSystemReader(folder).read_metadata().state_dict_metadata.items()
+        if key.startswith(prefix) and getattr(meta, "size", None) is not None
+    }
+    current = {key: tuple(value.shape) for key, value in get_model_state_dict(model).items()
+               if isinstance(value, torch.Tensor)}
+    problems = []
+    if sorted(set(current) - set(stored)):
+        problems.append(f"missing keys {sorted(set(current) - set(stored))}")
+    if sorted(set(stored) - set(current)):
+        problems.append(f"unexpected keys {sorted(set(stored) - set(current))}")
+    shapes = [f"{key}: {stored[key]} in the shards, {shape} in the model"
+              for key, shape in current.items() if key in stored and stored[key] != shape]
+    if shapes:
+        problems.append("different shapes (" + "; ".join(shapes) + ")")
+    if problems:
+        raise ValueError(
+            f"'{source}' names shards in '{folder}' written by a model of another layout: "
+            + ", ".join(problems) + ". Build the model with the same code as the one that wrote it."
+        )
+
+
+def sharded_as_loaded(model: Any, model_state: dict[str, Any]) -> dict[str, Any]:
+    """Return the model entry :func:`load_sharded` will return, before loading anything.
+
+    Its weights and optimizer state are the model's own (the shards have their layout, checked
+    by :func:`check_sharded`), so the rest of a backup can be checked against the run
+    (``TrainState.check_state_dict``: optimizer class, metrics, callbacks, ...) first.
+    """
+    return {**model_state, "weights": model.state_dict(), "optimizer": model.optimizer.state_dict()}
+
+
+def load_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.PathLike,
+                 source: Any, reshard: bool = False) -> dict[str, Any]:
+    """Load the shards a backup names into ``model`` and its optimizer; every rank calls it.
+
+    Args:
+        model: The model (sharded or not) with its compiled optimizer.
+        model_state: The backup's model entry, with ``"sharded"``.
+        backup_dir: The backup folder.
+        source: The backup file (named in errors).
+        reshard: Allow a world size other than the backup's.
+
+    Returns:
+        ``model_state`` with the model's weights and optimizer state as they now are, for the
+        loading of the rest of the training state.
+
+    Raises:
+        ValueError: If :func:`check_sharded` refuses the shards; nothing is loaded then.
+    """
+    check_sharded(model, model_state, backup_dir, source, reshard)
+    marker = model_state["sharded"]
+    folder = Path(backup_dir) / str(marker["folder"])
     model_dict, optimizer_dict = get_state_dict(model, model.optimizer)
     params = dict(model.named_parameters())
     grads = {name: torch.zeros_like(params[name]) for name in marker["grads"]}
@@ -143,7 +209,7 @@ def load_sharded(model: Any, model_state: dict[str, Any], backup_dir: str | os.P
                    optim_state_dict=state["optim"])
     for name, grad in state["grads"].items():
         params[name].grad = grad
-    return {**model_state, "weights": model.state_dict(), "optimizer": model.optimizer.state_dict()}
+    return sharded_as_loaded(model, model_state)
 
 
 def prune_shards(backup_dir: str | os.PathLike, model_state: dict[str, Any]) -> None:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 import cadence
 from cadence import callbacks
@@ -301,6 +303,32 @@ def test_a_sharded_backup_resumes_on_one_process_when_asked(killed_fsdp, tmp_pat
     assert len(history.history["loss"]) == 3  # Epoch 0 from the backup, then epochs 1 and 2.
     assert not np.array_equal(dist_worker.flat_weights(model), seen.weights)
     assert not backup.exists()
+
+
+def test_a_sharded_backup_that_does_not_fit_is_refused_before_anything_loads(killed_fsdp, tmp_path):
+    backup = tmp_path / "backup"
+    shutil.copytree(killed_fsdp / "backup", backup)
+    x, y = dist_worker.mlp_data(32)
+    torch.manual_seed(0)
+    wide = cadence.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
+    wide.compile(optimizer=torch.optim.Adam(wide.parameters(), lr=0.05), loss="mse",
+                 metrics=["mae"], strategy="fsdp", device="cpu")
+    before = dist_worker.flat_weights(wide)
+    with pytest.raises(ValueError, match=r"backup.cadence' names shards in '.*shards-6' written by a "
+                       r"model of another layout: different shapes \(.*weight: \(8, 4\) in the "
+                       r"shards, \(6, 4\) in the model"):
+        wide.fit(x, y, batch_size=4, epochs=3, verbose=0,
+                 callbacks=[callbacks.BackupAndRestore(str(backup), save_freq=3, reshard=True)])
+    np.testing.assert_array_equal(dist_worker.flat_weights(wide), before)
+    model = dist_worker.mlp_model("fsdp")
+    before = dist_worker.flat_weights(model)
+    with pytest.raises(ValueError, match=r"Cannot restore the training state of '.*backup.cadence'"):
+        model.fit(x, y, batch_size=4, epochs=3, verbose=0,
+                  callbacks=[callbacks.BackupAndRestore(str(backup), save_freq=3, reshard=True),
+                             callbacks.EarlyStopping(monitor="loss", patience=5)])
+    np.testing.assert_array_equal(dist_worker.flat_weights(model), before)  # Shards not loaded.
+    assert sorted(p.name for p in backup.iterdir() if not p.name.startswith(".")) == [
+        "backup.cadence", "backup.cadence.prev", "shards-3", "shards-6"]
 
 
 def test_ranks_that_find_different_backups_are_refused(killed_fsdp, tmp_path):
