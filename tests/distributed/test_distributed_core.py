@@ -102,6 +102,26 @@ def test_which_hooks_run_on_other_ranks(rank_one_of_two, tmp_path):
     assert runs(type("CSVLogger", (callbacks.Callback,), {})(), "on_epoch_end")
 
 
+class SavesShards(callbacks.Callback):
+    writes_files = True
+    collective_when_sharded = True
+
+
+def test_saving_callbacks_run_on_every_rank_when_the_model_is_sharded(rank_one_of_two, tmp_path):
+    runs = distributed.runs_on_this_rank
+    checkpoint = callbacks.ModelCheckpoint(str(tmp_path / "w.weights.pt"), save_weights_only=True)
+    mine = SavesShards()
+    for strategy, sharded in (("ddp", False), ("fsdp", True)):
+        model = dist_worker.mlp_model(strategy)
+        checkpoint.set_model(model)
+        mine.set_model(model)
+        assert runs(checkpoint, "on_epoch_end") is sharded and runs(mine, "on_epoch_end") is sharded
+        assert runs(checkpoint, "on_train_batch_end") is sharded
+    csv = callbacks.CSVLogger(str(tmp_path / "log.csv"))  # Writes files, gathers nothing.
+    csv.set_model(model)
+    assert not runs(csv, "on_epoch_end")
+
+
 def test_every_hook_runs_on_rank_zero(tmp_path):
     assert distributed.runs_on_this_rank(callbacks.CSVLogger(str(tmp_path / "log.csv")), "on_epoch_end")
     assert distributed.runs_on_this_rank(Whole(), "on_epoch_end")
