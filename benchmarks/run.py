@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from benchmarks import workloads
+from benchmarks import fsdp, workloads
 
 TARGETS = {"a": 1.05, "b": 1.02, "c": 1.10, "d": 1.05, "e": 1.05}
 
@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=4,
                         help="epochs per run, the first one a warm-up (default 4)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    parser.add_argument("--only", default="a,b,c,d,e", help="workloads to run, e.g. 'a,c,d'")
+    parser.add_argument("--only", default="a,b,c,d,e,fsdp",
+                        help="workloads to run, e.g. 'a,c,d' ('fsdp': FSDP against DDP, 2 ranks)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. 'cuda' (default cpu)")
     parser.add_argument("--batch-size", type=int, default=workloads.BATCH_SIZE,
                         help=f"batch size (default {workloads.BATCH_SIZE})")
@@ -44,9 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"rounds={args.rounds}, epochs={args.epochs}, threads={args.threads}, "
             f"batch-size={args.batch_size}"
         )
-    unknown = sorted(set(args.only.split(",")) - {w.key for w in workloads.WORKLOADS})
+    unknown = sorted(set(args.only.split(",")) - {w.key for w in workloads.WORKLOADS} - {"fsdp"})
     if unknown:
-        parser.error(f"--only takes workloads among a, b, c, d, e; received {args.only!r}")
+        parser.error(f"--only takes workloads among a, b, c, d, e, fsdp; received {args.only!r}")
     try:
         device = torch.device(args.device)
     except RuntimeError:
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         flag = "" if ratio <= target else "  (over target)"
         print(f"({workload.key}) {workload.title:<62}{hand * 1e3:>9.1f}{ours * 1e3:>12.1f}"
               f"{ratio:>8.3f}{target:>8.2f}{flag}", flush=True)
+    if "fsdp" in wanted and args.device == "cpu":  # 2 gloo ranks: columns DDP ms, FSDP ms, ratio.
+        print(fsdp.row(), flush=True)
     return 0
 
 

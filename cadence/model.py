@@ -99,6 +99,7 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
         # scaler); None outside fit. Written by the loops only, read by backward_and_step.
         self._train_state: Any = None
         self._ddp_route: Any = None  # Set by fit in several processes (cadence.distributed.ddp).
+        self.distribute_strategy: Any = None  # compile(strategy=...): cadence.distributed.strategy.
 
     # ----------------------------------------------------------------- calling
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -145,6 +146,7 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
         device: Any = "auto",
         precision: str = "32",
         gradient_accumulation_steps: int = 1,
+        strategy: Any = "auto",
     ) -> None:
         """Configure the model for training, as Keras's ``compile``.
 
@@ -168,12 +170,17 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
                 scales the loss with a fresh ``torch.amp.GradScaler`` for float16).
             gradient_accumulation_steps: Apply the optimizer every this many batches, with the
                 gradients of those batches averaged; each ``fit`` starts a fresh window.
+            strategy: How ``fit`` spreads the model over the ranks of a process group:
+                ``"auto"`` or ``"ddp"`` (DistributedDataParallel), ``"fsdp"`` (FSDP2 sharding),
+                or a ``cadence.distributed.DDP(...)`` / ``FSDP(...)`` with options (see
+                :mod:`cadence.distributed.strategy`). Nothing changes in one process.
 
         Raises:
-            ValueError: For an unknown precision, ``steps_per_execution`` other than 1, a bad
-                ``gradient_accumulation_steps``, or an optimizer that holds none of the model's
-                trainable parameters.
+            ValueError: For an unknown precision or strategy, ``steps_per_execution`` other than
+                1, a bad ``gradient_accumulation_steps``, or an optimizer that holds none of the
+                model's trainable parameters.
         """
+        strategy = distributed.get_strategy(strategy)
         if precision not in _PRECISIONS:
             raise ValueError(
                 f"precision must be one of {sorted(_PRECISIONS)}; received precision={precision!r}."
@@ -205,6 +212,7 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
             else functools.partial(torch.autocast, self.device.type, dtype=dtype)
         )
         self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.distribute_strategy = strategy
         self._loss_tracker = metrics_module.Mean(name="loss")
         self.jit_compile = jit_compile is True
         if self.jit_compile:
@@ -319,16 +327,17 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
         profile_callbacks: bool = False,
     ) -> Any:
         """Train the model; Keras's arguments and meaning (see :func:`cadence.trainer.loops.fit`)."""
-        return loops.fit(
-            self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-            callbacks=callbacks, validation_split=validation_split,
-            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
-            sample_weight=sample_weight, initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
-            workers=workers, use_multiprocessing=use_multiprocessing,
-            max_queue_size=max_queue_size, profile_callbacks=profile_callbacks,
-        )
+        with distributed.watch():  # Several processes: a failed rank stops every rank.
+            return loops.fit(
+                self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                callbacks=callbacks, validation_split=validation_split,
+                validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                sample_weight=sample_weight, initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                validation_batch_size=validation_batch_size, validation_freq=validation_freq,
+                workers=workers, use_multiprocessing=use_multiprocessing,
+                max_queue_size=max_queue_size, profile_callbacks=profile_callbacks,
+            )
 
     def evaluate(
         self,
@@ -345,11 +354,12 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
         max_queue_size: int | None = None,
     ) -> Any:
         """Evaluate the model; returns a scalar, a list, or a dict with ``return_dict=True``."""
-        return loops.evaluate(
-            self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-            steps=steps, callbacks=callbacks, return_dict=return_dict, workers=workers,
-            use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size,
-        )
+        with distributed.watch():  # Several processes: a failed rank stops every rank.
+            return loops.evaluate(
+                self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                steps=steps, callbacks=callbacks, return_dict=return_dict, workers=workers,
+                use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size,
+            )
 
     def predict(
         self,
@@ -363,11 +373,12 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
         max_queue_size: int | None = None,
     ) -> Any:
         """Return the model's predictions as numpy arrays (nests keep their structure)."""
-        return loops.predict(
-            self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks,
-            workers=workers, use_multiprocessing=use_multiprocessing,
-            max_queue_size=max_queue_size,
-        )
+        with distributed.watch():  # Several processes: a failed rank stops every rank.
+            return loops.predict(
+                self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks,
+                workers=workers, use_multiprocessing=use_multiprocessing,
+                max_queue_size=max_queue_size,
+            )
 
     # ----------------------------------------------------------------- saving
     def save(self, filepath: Any) -> None:

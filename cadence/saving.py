@@ -28,7 +28,7 @@ from typing import Any
 
 from torch import nn
 
-from cadence import io, losses
+from cadence import distributed, io, losses
 from cadence.logs import plain_numbers
 from cadence.optimizers import updating_optimizer
 from cadence.optimizers.registry import NAMES as OPTIMIZER_NAMES
@@ -55,6 +55,9 @@ def save_model(model: Any, filepath: Any) -> None:
         model: A :class:`cadence.Model`.
         filepath: The file to write (any suffix; ``.pt`` is usual); parent folders are created.
 
+    Under ``strategy="fsdp"`` every rank calls it: the whole weights and optimizer state are
+    gathered on every rank, rank 0 writes the file, and every rank returns once it is written.
+
     Raises:
         TypeError: If ``model`` is not a ``cadence.Model``.
     """
@@ -63,14 +66,20 @@ def save_model(model: Any, filepath: Any) -> None:
     payload = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
-        "weights": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "weights": distributed.full_state_dict(model),  # Under FSDP: gathered, every rank calls.
+        "optimizer": (distributed.full_optimizer_state_dict(model, optimizer, rank_zero_only=False)
+                      if optimizer is not None else None),
         "optimizer_class": (
             type(updating_optimizer(optimizer)).__name__ if optimizer is not None else None
         ),
         "compile_config": plain_numbers(getattr(model, "compile_config", None)),
     }
-    io.save_state(plain_numbers(payload), os.fspath(filepath))
+    if not distributed.is_sharded(model):
+        io.save_state(plain_numbers(payload), os.fspath(filepath))
+        return
+    if distributed.is_rank_zero():  # FSDP: every rank gathered the whole state; rank 0 writes.
+        io.save_state(plain_numbers(payload), os.fspath(filepath))
+    distributed.barrier()  # Every rank returns once the file is written (it may load it next).
 
 
 def _known_loss(name: Any) -> bool:
@@ -151,8 +160,8 @@ def load_model(filepath: Any, model: Any, compile: bool = True) -> Any:
         _compile_from_config(model, state.get("compile_config"), path)
     if model.compiled and state["optimizer"] is not None:
         check_optimizer(model, state["optimizer"], state.get("optimizer_class"), path)
-    model.load_state_dict(state["weights"])
+    distributed.load_full_state_dict(model, state["weights"])  # Under FSDP: each rank its slice.
     if model.compiled:
         if state["optimizer"] is not None:
-            model.optimizer.load_state_dict(state["optimizer"])
+            distributed.load_full_optimizer_state_dict(model, model.optimizer, state["optimizer"])
     return model

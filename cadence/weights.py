@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cadence import io
+from cadence import distributed, io
 
 
 def weight_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
@@ -17,8 +17,11 @@ def weight_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def get_weights(module: torch.nn.Module) -> list[np.ndarray]:
-    """Return every parameter and buffer of ``module`` as a numpy array, in ``state_dict`` order."""
-    return [t.detach().cpu().numpy().copy() for t in weight_tensors(module)]
+    """Return every parameter and buffer of ``module`` as a numpy array, in ``state_dict`` order.
+
+    Under ``strategy="fsdp"`` the whole weights are gathered: every rank calls it.
+    """
+    return [distributed.full_tensor(t).detach().cpu().numpy().copy() for t in weight_tensors(module)]
 
 
 def set_weights(module: torch.nn.Module, weights: list[Any]) -> None:
@@ -37,7 +40,7 @@ def set_weights(module: torch.nn.Module, weights: list[Any]) -> None:
                     f"set_weights: array {index} has shape {tuple(value.shape)}; expected "
                     f"{tuple(tensor.shape)}."
                 )
-            tensor.copy_(value.to(tensor.dtype))
+            distributed.copy_whole_into(tensor, value)  # A shard's slice under FSDP.
 
 
 class WeightsMixin:
@@ -56,8 +59,11 @@ class WeightsMixin:
         set_weights(self, weights)
 
     def save_weights(self, filepath: Any) -> None:
-        """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix."""
-        io.save_weights_file(self.state_dict(), str(filepath))
+        """Save the weights atomically; ``.safetensors`` or a checksummed torch file by suffix.
+
+        Under ``strategy="fsdp"`` the whole weights are gathered: every rank calls it.
+        """
+        io.save_weights_file(distributed.full_state_dict(self), str(filepath))
 
     def load_weights(self, filepath: Any, allow_cast: bool = False) -> None:
         """Load weights saved by :meth:`save_weights` (or a torch ``state_dict`` file), safely.
@@ -102,4 +108,4 @@ class WeightsMixin:
                 )
         if allow_cast:
             state = {k: v.to_dense() if v.layout != torch.strided else v for k, v in state.items()}
-        self.load_state_dict(state)
+        distributed.load_full_state_dict(self, state)  # Under FSDP: each rank its slice.

@@ -21,13 +21,19 @@ PACKAGE = Path(cadence.__file__).resolve().parent
 #: below. Each name is a module or a package directly under ``cadence/``; ``cadence`` is the
 #: package's own ``__init__`` (the public API).
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"io", "tree", "overriding", "extras", "object_registration"}),
+    frozenset({
+        "io", "tree", "overriding", "extras", "object_registration", "checksums", "file_lock",
+        "output_paths", "remote",
+    }),
     frozenset({"logs", "distributed", "plotting", "summary"}),
     frozenset({"metrics", "losses", "optimizers", "activations"}),
     frozenset({"data", "backend", "utils"}),
     frozenset({"callbacks", "integrations"}),
     frozenset({"trainer"}),
-    frozenset({"model", "sequential", "saving", "weights", "keras_model", "layers", "model_summary"}),
+    frozenset({
+        "model", "sequential", "saving", "weights", "keras_model", "layers", "model_summary",
+        "steps",
+    }),
     frozenset({"cli", "demo", "keras", "cadence"}),
 )
 

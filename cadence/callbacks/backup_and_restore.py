@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cadence import file_lock, io, output_paths, remote
+from cadence import distributed, file_lock, io, output_paths, remote
 from cadence.callbacks.callback import Callback, overridden_below
-from cadence.distributed import core as distributed_core
 from cadence.logs import plain_numbers
 
 BACKUP_FORMAT = "cadence-backup"
@@ -58,6 +57,13 @@ class BackupAndRestore(Callback):
     On SIGTERM (or SIGUSR1) during ``fit``, a backup is written after the current batch and
     the process exits (see :mod:`cadence.trainer.preemption`).
 
+    In several processes every rank takes part in a backup: each rank's metric states are kept
+    (each rank gets its own back), and under ``strategy="fsdp"`` each rank writes its shard of the
+    weights, optimizer state and accumulated gradients with ``torch.distributed.checkpoint`` into
+    ``backup_dir/shards-<global step>/`` before rank 0 writes ``backup.cadence``, which names that
+    folder (see :mod:`cadence.distributed.checkpoint`). Rank 0 alone writes, deletes and locks;
+    ranks that found different backups are refused before anything loads.
+
     Limits: the data order is reproduced for arrays, tensors, data sets and sequences
     read by cadence; a ``DataLoader`` with its own shuffling sampler resumes exactly only at epoch
     boundaries (torchdata's ``StatefulDataLoader`` resumes exactly mid-epoch); a ``Sequence``'s
@@ -73,10 +79,14 @@ class BackupAndRestore(Callback):
             back to it when the newest one cannot be read.
         delete_checkpoint: Delete the backup when training ends normally (``on_train_end``); an
             exception or a kill leaves it for the next run.
+        reshard: Resume a sharded (``strategy="fsdp"``) backup on another number of processes
+            (see :mod:`cadence.distributed.checkpoint`); refused otherwise.
     """
 
-    #: Writes and deletes on rank 0 only; every rank restores in ``on_train_begin``.
-    writes_files = frozenset({"on_train_batch_end", "on_batch_end", "on_epoch_end", "on_train_end"})
+    #: Every rank takes part in every backup (each rank's metric states are kept; under
+    #: ``strategy="fsdp"`` each rank writes its shard, see :mod:`cadence.distributed.checkpoint`)
+    #: and restores it; rank 0 alone writes the backup file, deletes it and holds the lock.
+    writes_files = False
     #: Never sets ``model.stop_training``.
     may_stop_training = False
 
@@ -84,6 +94,9 @@ class BackupAndRestore(Callback):
     backs_up_state = True
     #: Batch logs are not read: receive the lazy view, so that no batch forces a host sync.
     accepts_lazy_logs = True
+    #: In several processes every rank takes part in a backup (its metric states; its shard under
+    #: FSDP) and rank 0 writes the file (cadence.distributed.checkpoint): hooks run on every rank.
+    rank_zero_only = False
 
     def __init__(
         self,
@@ -91,6 +104,7 @@ class BackupAndRestore(Callback):
         save_freq: str | int = "epoch",
         double_checkpoint: bool = True,
         delete_checkpoint: bool = True,
+        reshard: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(backup_dir, str | os.PathLike) or not os.fspath(backup_dir):
@@ -106,7 +120,8 @@ class BackupAndRestore(Callback):
                 "Expected either 'epoch' or a positive integer value."
             )
         for name, value in (
-            ("double_checkpoint", double_checkpoint), ("delete_checkpoint", delete_checkpoint)
+            ("double_checkpoint", double_checkpoint), ("delete_checkpoint", delete_checkpoint),
+            ("reshard", reshard),
         ):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False; received {name}={value!r}.")
@@ -114,6 +129,7 @@ class BackupAndRestore(Callback):
         self.save_freq = save_freq
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
+        self.reshard = reshard
         #: The file the last restore read (``None`` when ``fit`` started afresh).
         self.restored_from: Path | str | None = None
         self._save_at_epoch_end = False
@@ -134,6 +150,7 @@ class BackupAndRestore(Callback):
         self._save_at_epoch_end = False
         self._take_folder()
         found = self._read()
+        distributed.check_same_backup(found and found[0], self.backup_dir)  # Every rank the same.
         if found is None:
             return
         payload, source = found
@@ -172,7 +189,7 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         """Delete the backup: training finished normally (with ``delete_checkpoint``)."""
-        if self.delete_checkpoint:
+        if self.delete_checkpoint and distributed.is_rank_zero():
             self.delete()
         self.release_resources()
 
@@ -192,13 +209,19 @@ class BackupAndRestore(Callback):
         (:class:`cadence.remote.RemoteLock`); there is no folder to check and no temporary file.
         """
         if remote.is_remote(self.backup_dir):
-            if distributed_core.is_rank_zero():
+            if distributed.is_sharded(self.model):
+                raise ValueError(
+                    "BackupAndRestore writes a sharded (strategy='fsdp') model's shards with "
+                    "torch.distributed.checkpoint into a folder every rank shares; received the "
+                    f"remote backup_dir={self.backup_dir!r}. Use a shared file system path."
+                )
+            if distributed.is_rank_zero():
                 if self._lock is None:
                     self._lock = remote.RemoteLock(self.backup_dir, "BackupAndRestore")
                 self._lock.acquire()
             return
         output_paths.check_output_folder(self.backup_dir, "BackupAndRestore", "backup_dir")
-        if not distributed_core.is_rank_zero():
+        if not distributed.is_rank_zero():
             return
         if self._lock is None:
             self._lock = file_lock.FileLock(
@@ -211,16 +234,27 @@ class BackupAndRestore(Callback):
     # ----------------------------------------------------------------- files
     def save(self) -> None:
         """Write a backup of the run as it is now (called by the hooks)."""
+        state = self._run().state_dict()
+        # Every rank: each rank's metric states are kept (a mid-epoch resume logs what an
+        # uninterrupted run logs); under FSDP each rank writes its shard of the model's part.
+        state["model"] = distributed.gather_metric_states(state["model"])
+        if distributed.is_sharded(self.model):
+            state["model"] = distributed.save_sharded(
+                self.model, state["model"], remote.local_path(self.backup_dir), state["global_step"]
+            )
+        if not distributed.is_rank_zero():
+            return
         payload = {
             "format": BACKUP_FORMAT,
             "version": BACKUP_VERSION,
-            "train_state": self._run().state_dict(),
+            "train_state": state,
         }
         payload = plain_numbers(payload)
         if self.double_checkpoint:
             io.rotate_write(self.path, payload)
         else:
             io.save_state(payload, self.path)
+        distributed.prune_shards(remote.local_path(self.backup_dir), state["model"])
 
     def delete(self) -> None:
         """Remove the backup files (and leftovers of killed writers); then the folder if empty."""
@@ -230,6 +264,7 @@ class BackupAndRestore(Callback):
                 remote.remove(str(remote.join(self.backup_dir, name)))
             return
         folder = Path(remote.local_path(self.backup_dir))
+        distributed.delete_shards(folder)
         # The lock file stays until release_resources(), which then removes the empty folder.
         for name in names:
             with contextlib.suppress(FileNotFoundError):
@@ -274,5 +309,18 @@ class BackupAndRestore(Callback):
                 f"'{source}' has backup format version {payload.get('version')!r}; this cadence "
                 f"reads version {BACKUP_VERSION}."
             )
-        state.check_state_dict(payload["train_state"], f"the training state of '{source}'", source)
-        state.load_state_dict(payload["train_state"])
+        train_state = payload["train_state"]
+        what = f"the training state of '{source}'"
+        if not (isinstance(train_state, dict) and isinstance(train_state.get("model"), dict)):
+            state.check_state_dict(train_state, what, source)  # Refused, naming what is wrong.
+        model_part = distributed.own_metric_states(train_state["model"])  # Each rank its own.
+        if model_part.get("sharded") is not None:  # FSDP: weights, optimizer from the shards.
+            folder = remote.local_path(self.backup_dir)
+            distributed.check_sharded(self.model, model_part, folder, source, self.reshard)
+            loaded = distributed.sharded_as_loaded(self.model, model_part)
+            state.check_state_dict({**train_state, "model": loaded}, what, source)
+            model_part = distributed.load_sharded(self.model, model_part, folder, source,
+                                                  self.reshard)
+        train_state = {**train_state, "model": model_part}
+        state.check_state_dict(train_state, what, source)
+        state.load_state_dict(train_state)

@@ -55,8 +55,9 @@ class Callback:
     :class:`~cadence.callbacks.BackupAndRestore` can resume them exactly; :attr:`state_key`
     names the callback's entry in a backup.
 
-    Several processes (``torch.distributed``): the class attributes :attr:`writes_files` and
-    :attr:`may_stop_training` declare what a callback does, for cadence's callbacks and yours.
+    Several processes (``torch.distributed``): the class attributes :attr:`writes_files`,
+    :attr:`may_stop_training` and :attr:`collective_when_sharded` declare what a callback does,
+    for cadence's callbacks and yours.
     """
 
     #: cadence's own callbacks that can read lazy (device-side) batch logs set this to True. A
@@ -70,6 +71,11 @@ class Callback:
     #: processes, ``stop_training`` is agreed across ranks after every batch only when some
     #: callback that may stop training overrides a training-batch hook (after every epoch always).
     may_stop_training: bool = True
+    #: Whether the callback's saving takes every rank when the model is sharded
+    #: (``strategy="fsdp"``: gathering the whole weights, or writing each rank's shard). Its hooks
+    #: then run on every rank, whatever :attr:`writes_files` says, and the callback writes on
+    #: rank 0 itself (``ModelCheckpoint``).
+    collective_when_sharded: bool = False
     #: Attributes that identify an instance in a backup, added to :attr:`state_key`
     #: (ModelCheckpoint: ``("filepath", "monitor")``).
     state_key_attributes: tuple[str, ...] = ()

@@ -101,9 +101,9 @@ class CallbackList(Callback):
         if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
             self.callbacks.append(ProgbarLogger())
         self._dispatch: dict[str, list[tuple[Any, Any, bool, bool]]] = {}
-        self._rebuild()
-        if model is not None:
+        if model is not None:  # First: which rank runs a hook may depend on the model (FSDP).
             self.set_model(model)
+        self._rebuild()
         if params:
             self.set_params(params)
 
@@ -143,6 +143,8 @@ class CallbackList(Callback):
         super().set_model(model)
         for callback in self.callbacks:
             give(callback, "set_model", model)
+        if self._dispatch:  # Which rank runs a hook may depend on the model (FSDP): redo it.
+            self._rebuild()
 
     def set_params(self, params: dict[str, Any]) -> None:
         """Give every callback the run's parameters."""

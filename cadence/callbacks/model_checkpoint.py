@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from cadence import file_lock, io, output_paths, remote
+from cadence import distributed, file_lock, io, output_paths, remote
 from cadence.callbacks.callback import overridden_below
 from cadence.callbacks.monitor import MonitorCallback
 from cadence.distributed import core as distributed_core
@@ -68,6 +68,10 @@ class ModelCheckpoint(MonitorCallback):
     writes_files = frozenset({"on_train_batch_end", "on_batch_end", "on_epoch_end"})
     #: Never sets ``model.stop_training``.
     may_stop_training = False
+
+    #: Under FSDP gathering the whole weights takes every rank: the hooks then run on every
+    #: rank, whatever ``writes_files`` says, and rank 0 alone writes.
+    collective_when_sharded = True
 
     accepts_lazy_logs = True
 
@@ -241,9 +245,11 @@ class ModelCheckpoint(MonitorCallback):
         else:
             output_paths.check_output_file(path, "ModelCheckpoint", "filepath")
         if self.save_weights_only or Path(path).suffix.lower() == ".safetensors":
-            io.save_weights_file(self.model.state_dict(), path)
+            state = distributed.full_state_dict(self.model)  # FSDP: gathered with every rank.
+            if distributed_core.is_rank_zero():  # Only under FSDP do other ranks come here.
+                io.save_weights_file(state, path)
             return
-        self.model.save(path)
+        self.model.save(path)  # Under FSDP every rank gathers and rank 0 writes.
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from cadence.data.array_adapter import ArrayAdapter
 from cadence.data.base import DataAdapter, pass_generator
 from cadence.data.checks import check_batch, is_array_like
 from cadence.data.sequence import Sequence
-from cadence.distributed.sharding import batches_of_rank, shard_order
+from cadence.data.sharding import BATCH, SAMPLE, batches_of_rank, shard_order
 
 __all__ = [
     "ArrayAdapter", "DataAdapter", "DataLoaderAdapter", "DatasetAdapter", "IterableAdapter",
@@ -50,6 +50,17 @@ class DataLoaderAdapter(DataAdapter):
             self.num_batches = None
         if self.num_batches == 0:
             raise ValueError("The data is empty: the DataLoader has 0 batches.")
+
+    def shard_units(self) -> tuple[str, int] | None:
+        """Return ``("batch", len(loader))``, or ``None`` for a loader left whole.
+
+        A loader whose sampler is a ``DistributedSampler`` already gives each rank its share,
+        and one without a length cannot be cut: both are read as they are on every rank.
+        """
+        sampler = getattr(self.loader, "sampler", None)
+        if isinstance(sampler, torch.utils.data.DistributedSampler) or self.num_batches is None:
+            return None
+        return BATCH, len(self.loader)
 
     def iterate(self, pass_index: int, start: int = 0) -> Iterator[Any]:
         """Yield the loader's batches, skipping (reading) the first ``start`` of this pass."""
@@ -106,6 +117,10 @@ class DatasetAdapter(DataAdapter):
         self.max_queue_size = max_queue_size
         self.pin_memory = pin_memory
         self.num_batches = math.ceil(self.num_samples / batch_size)
+
+    def shard_units(self) -> tuple[str, int]:
+        """Return ``("sample", num_samples)``: a map-style data set is cut by sample."""
+        return SAMPLE, self.num_samples
 
     def iterate(self, pass_index: int, start: int = 0) -> Iterator[Any]:
         """Yield batches of this pass's order from batch ``start`` on (skipped, not read)."""
@@ -225,6 +240,10 @@ class SequenceAdapter(DataAdapter):
         self.num_workers = self.workers if self.use_multiprocessing else 0
         self.seed = seed
         self.pin_memory = pin_memory
+
+    def shard_units(self) -> tuple[str, int]:
+        """Return ``("batch", len(sequence))``: a Sequence's items are whole batches."""
+        return BATCH, len(self.sequence)
 
     def iterate(self, pass_index: int, start: int = 0) -> Iterator[Any]:
         """Yield batches ``start, start + 1, ...`` of the sequence, checking each one."""

@@ -11,7 +11,7 @@ import torch
 from cadence.data import tree
 from cadence.data.base import DataAdapter, pass_generator
 from cadence.data.checks import check_lengths
-from cadence.distributed.sharding import shard_order
+from cadence.data.sharding import SAMPLE, shard_order
 
 
 def _to_device_once(order: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -55,6 +55,10 @@ class ArrayAdapter(DataAdapter):
         self.seed = seed
         self.pin_memory = pin_memory
         self.num_batches = math.ceil(self.num_samples / batch_size)
+
+    def shard_units(self) -> tuple[str, int]:
+        """Return ``("sample", num_samples)``: arrays are cut between ranks by sample."""
+        return SAMPLE, self.num_samples
 
     def iterate(self, pass_index: int, start: int = 0) -> Iterator[Any]:
         """Yield batches by slicing, or by one ``index_select`` per leaf when shuffling."""

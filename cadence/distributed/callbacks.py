@@ -13,6 +13,12 @@ What a callback does is declared on its class, so a user's callback declares it 
 - ``rank_zero_only``, set by :func:`cadence.distributed.rank_zero_only` used as a class
   decorator (or by hand, ``True`` or a set of hook names), says the same and wins over
   ``writes_files``.
+- ``collective_when_sharded = True``: under ``strategy="fsdp"`` every hook runs on every rank,
+  whatever ``writes_files`` says, because saving a sharded model takes every rank (gathering the
+  whole weights, or writing each rank's shard); the callback then writes on rank 0 itself
+  (``ModelCheckpoint``). ``BackupAndRestore`` says ``writes_files = False``: every rank takes
+  part in every backup (each rank's metric states; its shard under FSDP) and rank 0 writes the
+  file.
 
 Callbacks that decide something every rank needs (``EarlyStopping``, ``TerminateOnNaN``,
 learning-rate schedules, ``SwapEMAWeights``, ``History``) run on every rank: their logs are the
@@ -38,6 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadence.distributed import core
+from cadence.distributed.strategy import shards
 
 
 def rank_zero_hooks(callback: Any) -> bool | frozenset[str]:
@@ -64,6 +71,10 @@ def runs_on_this_rank(callback: Any, hook: str) -> bool:
     """Return whether ``callback``'s ``hook`` runs on this rank (always, in one process)."""
     if core.is_rank_zero():
         return True
+    if getattr(type(callback), "collective_when_sharded", False) and shards(
+        getattr(callback, "model", None)
+    ):
+        return True  # Saving a sharded (FSDP) model takes every rank; it writes on rank 0 itself.
     hooks = rank_zero_hooks(callback)
     if isinstance(hooks, bool):
         return not hooks

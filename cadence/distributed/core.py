@@ -3,14 +3,82 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 F = TypeVar("F")
+
+#: Seconds a collective of cadence's (and of a group started by :func:`init_process_group`)
+#: waits for the other ranks before failing; ``CADENCE_DISTRIBUTED_TIMEOUT`` sets the default.
+DEFAULT_TIMEOUT = 600.0
+_settings = {"timeout": None}
+
+
+def collective_timeout() -> float:
+    """Return the collective timeout in seconds (see :func:`set_timeout`)."""
+    if _settings["timeout"] is not None:
+        return _settings["timeout"]
+    value = os.environ.get("CADENCE_DISTRIBUTED_TIMEOUT")
+    return _checked_timeout(float(value), "CADENCE_DISTRIBUTED_TIMEOUT") if value else DEFAULT_TIMEOUT
+
+
+def _checked_timeout(seconds: Any, name: str) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
+        math.isfinite(seconds) and seconds > 0
+    ):
+        raise ValueError(f"{name} must be a positive number of seconds; received {seconds!r}.")
+    return float(seconds)
+
+
+def set_timeout(seconds: float) -> None:
+    """Set how long cadence's collectives wait for the other ranks, in seconds (default 600).
+
+    It bounds the watchdog's status exchange (:mod:`cadence.distributed.watchdog`) and is the
+    timeout of a group started by :func:`init_process_group`. A group you start yourself
+    keeps the ``timeout=`` you give ``torch.distributed.init_process_group`` for its own
+    collectives (gradients, metrics): give it the same bound.
+    """
+    _settings["timeout"] = _checked_timeout(seconds, "timeout")
+
+
+def init_process_group(backend: str | None = None, timeout: float | None = None, **kwargs: Any) -> None:
+    """Start the default process group as ``torchrun`` expects, with cadence's timeout.
+
+    Args:
+        backend: ``"nccl"`` when CUDA is available, else ``"gloo"``, by default.
+        timeout: Seconds a collective waits (sets :func:`set_timeout` too); default
+            :func:`collective_timeout`.
+        **kwargs: More arguments for ``torch.distributed.init_process_group`` (``init_method``,
+            ``rank``, ``world_size``, ...); by default the ``env://`` variables torchrun sets.
+            Under ``torchrun`` each restart of the group (``--max-restarts``) meets under a key
+            prefix of its own in torchrun's store: torch's own ``env://`` start reuses the keys
+            of the previous attempt, and a restarted rank may then try to connect to a dead one.
+    """
+    if timeout is not None:
+        set_timeout(timeout)
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        local_cuda_device()
+    limit = timedelta(seconds=collective_timeout())
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is not None and not {"init_method", "store"} & set(kwargs):
+        # Under torchrun every restart of the group meets in the same store: keys of this
+        # attempt get a prefix of their own, so no rank reads a dead worker's address.
+        rank_now = int(os.environ["RANK"])
+        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                              int(os.environ["WORLD_SIZE"]), is_master=not agent and rank_now == 0,
+                              timeout=limit)
+        kwargs.update(store=dist.PrefixStore(f"cadence/attempt_{attempt}", store), rank=rank_now,
+                      world_size=int(os.environ["WORLD_SIZE"]))
+    dist.init_process_group(backend, timeout=limit, **kwargs)
 
 
 def is_initialized() -> bool:

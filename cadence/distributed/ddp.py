@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from cadence.distributed import core
+
 
 def _dropped() -> None:
     """Stand in for a route in a copied or unpickled model (it is rebuilt by the next fit)."""
@@ -66,8 +68,8 @@ def holds_ddp(model: nn.Module) -> bool:
     return any(isinstance(m, DistributedDataParallel) for m in model.modules())
 
 
-def wrap_model(model: Any, **ddp_kwargs: Any) -> Any:
-    """Wrap ``model`` in ``DistributedDataParallel`` for training; ``fit`` calls it for you.
+def wrap_ddp(model: Any, **ddp_kwargs: Any) -> Any:
+    """Wrap ``model`` in ``DistributedDataParallel`` for training (``strategy="ddp"``).
 
     Call it yourself before ``fit`` to choose DDP's options (``find_unused_parameters=True``,
     ``gradient_as_bucket_view=True``, ...). A model already wrapped keeps its wrapper; a model
@@ -81,8 +83,6 @@ def wrap_model(model: Any, **ddp_kwargs: Any) -> Any:
     Returns:
         The ``DistributedDataParallel`` wrapper, or ``None`` when the model holds its own.
     """
-    from cadence.distributed import core
-
     if not core.is_initialized():
         raise RuntimeError(
             "wrap_model needs an initialised torch.distributed process group (run under "

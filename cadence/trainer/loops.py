@@ -268,7 +268,7 @@ def run_evaluation(
     callbacks.on_test_begin()
     hooked = callbacks.wants_batch_hooks("test")
     logs: Any = None
-    with torch.no_grad():
+    with torch.no_grad(), distributed.gathered(model):  # FSDP: whole weights, gathered once.
         for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
             if hooked:
                 callbacks.on_test_batch_begin(step)
@@ -353,7 +353,7 @@ def predict(
     predict_step = model.make_predict_function()
     outputs: list[Any] = []
     callback_list.on_predict_begin()
-    with torch.no_grad():
+    with torch.no_grad(), distributed.gathered(model):  # FSDP: whole weights, gathered once.
         for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
             callback_list.on_predict_batch_begin(step)
             batch_outputs = predict_step(batch if move is None else move(batch))

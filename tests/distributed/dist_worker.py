@@ -9,8 +9,8 @@ waits in a barrier: for the launcher's timeout test). The backend is gloo, or
 Rendezvous: with ``CADENCE_TEST_INIT_METHOD`` set (the tests set ``file://<fresh file>``), the
 process group starts from that URL with the ``RANK`` and ``WORLD_SIZE`` environment variables;
 a file needs no free port, so nothing else on the machine can take it first. Without it, the
-group starts as under ``torchrun`` (``init_method="env://"``: ``MASTER_ADDR``, ``MASTER_PORT``,
-``RANK``, ``WORLD_SIZE``), e.g. ``CADENCE_TEST_BACKEND=nccl torchrun --nproc_per_node=1
+group starts as under ``torchrun``, by ``cadence.distributed.init_process_group`` (``MASTER_ADDR``,
+``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``), e.g. ``CADENCE_TEST_BACKEND=nccl torchrun --nproc_per_node=1
 tests/distributed/dist_worker.py fit,stop,resume OUT``. Collectives time out after
 ``COLLECTIVE_TIMEOUT``, so a rank whose peer is gone fails instead of waiting for ever.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -48,6 +49,81 @@ def linear_model():
     model.compile(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss="mse",
                   metrics=["mae"], device="auto" if os.environ.get("CADENCE_TEST_BACKEND") else "cpu")
     return model
+
+
+def mlp_data(count: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(count, 4)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(size=(4, 2)).astype(np.float32))
+    return x, y
+
+
+def mlp_model(strategy="auto", **compile_kwargs):
+    """A 4-8-2 MLP (58 parameters, every dimension even: FSDP gives each of 2 ranks 29)."""
+    torch.manual_seed(0)
+    model = cadence.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    model.compile(optimizer=torch.optim.Adam(model.parameters(), lr=0.05), loss="mse",
+                  metrics=["mae"], strategy=strategy,
+                  device="auto" if os.environ.get("CADENCE_TEST_BACKEND") else "cpu", **compile_kwargs)
+    return model
+
+
+def flat_weights(model):
+    return np.concatenate([w.ravel() for w in model.get_weights()])
+
+
+def scenario_fsdp(results):
+    """FSDP: training, whole weights, the share of parameters each rank holds, evaluate, predict."""
+    x, y = mlp_data(16)
+    x_val, y_val = mlp_data(11, seed=1)
+    model = mlp_model("fsdp")
+    history = model.fit(x, y, batch_size=4, epochs=3, shuffle=True, verbose=0,
+                        validation_data=(x_val, y_val),
+                        callbacks=[callbacks.ModelCheckpoint("fsdp_checkpoint.pt")])
+    results["fsdp_sharded"] = np.array(distributed.is_sharded(model))
+    results["fsdp_local_params"] = np.array(sum(p.to_local().numel() for p in model.parameters()))
+    results["fsdp_weights"] = flat_weights(model)
+    results["fsdp_history"] = json.dumps(history.history)
+    results["fsdp_evaluate"] = np.array(model.evaluate(x_val, y_val, batch_size=2, verbose=0))
+    results["fsdp_predict"] = model.predict(x_val, batch_size=2, verbose=0)
+    model.save("../fsdp_model.pt")  # Every rank gathers; rank 0 writes into the shared folder.
+    model.save_weights("fsdp.weights.pt")
+    model.set_weights([np.full_like(w, 0.5) for w in model.get_weights()])
+    results["fsdp_set"] = flat_weights(model)
+    model.load_weights("fsdp.weights.pt")
+    results["fsdp_loaded"] = flat_weights(model)
+    cadence.load_model("../fsdp_model.pt", model)
+    results["fsdp_load_model"] = flat_weights(model)
+
+
+def scenario_fsdp_bf16(results):
+    """FSDP with compile(precision="bf16-mixed"): a bf16 MixedPrecisionPolicy, float32 shards."""
+    x, y = mlp_data(16)
+    model = mlp_model("fsdp", precision="bf16-mixed")
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    results["bf16_loss"] = np.array(history.history["loss"])
+    results["bf16_param_dtypes"] = np.array(sorted({str(p.dtype) for p in model.parameters()}))
+    results["bf16_weights"] = flat_weights(model)
+
+
+class BreakOnRankOne(callbacks.Callback):
+    """Raise at training batch 1 on rank 1 only."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if distributed.rank() == 1 and batch == 1:
+            raise ValueError("rank one broke")
+
+
+def scenario_linger(results, strategy):
+    """Rank 1's callback raises; its process catches the error and lingers for an hour."""
+    x, y = mlp_data(64)
+    model = mlp_model(strategy)
+    try:
+        model.fit(x, y, batch_size=4, epochs=50, verbose=0, callbacks=[BreakOnRankOne()])
+    except ValueError as error:
+        print(f"rank {distributed.rank()} caught {error!r}; lingering", flush=True)
+        time.sleep(3600)
+    results["linger_finished"] = np.array(True)
 
 
 class Items(torch.utils.data.Dataset):
@@ -129,6 +205,11 @@ def scenario_stop(results):
     results["batches_run"] = np.array(counter.batches)
 
 
+def global_step(callback):
+    """The run's global step, from the callback's run state (``self.run``)."""
+    return callback.run.global_step
+
+
 class KillAt(callbacks.Callback):
     """Die at once, like SIGKILL, before training batch ``step`` (global) of the run."""
 
@@ -137,7 +218,7 @@ class KillAt(callbacks.Callback):
         self.step = step
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.run.global_step == self.step:
+        if global_step(self) == self.step:
             sys.stdout.flush()
             os._exit(3)
 
@@ -151,8 +232,49 @@ def scenario_resume(results, backup_dir, kill_at=None):
         chain.append(KillAt(kill_at))
     history = model.fit(x, y, batch_size=4, epochs=4, shuffle=True, verbose=0, callbacks=chain)
     results["weights_resume"] = np.concatenate([w.ravel() for w in model.get_weights()])
+    results["history_resume"] = json.dumps(history.history)
     results["epochs"] = np.array(len(history.history["loss"]))
     results["restored"] = np.array(chain[0].restored_from is not None)
+
+
+class SigkillRankOne(callbacks.Callback):
+    """Under torchrun's first attempt only: rank 1 SIGKILLs itself before global batch ``step``."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+        if first_attempt and distributed.rank() == 1 and global_step(self) == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecordAt(callbacks.Callback):
+    """Save the whole weights to ``weights_at_<step>.npy`` after global batch ``step``."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if global_step(self) == self.step:
+            np.save(f"weights_at_{self.step}.npy", flat_weights(self.model))
+
+
+def scenario_resume_fsdp(results, backup_dir, kill_at=None, how="exit"):
+    """FSDP, 3 epochs of 4 batches, sharded backups every 3 batches; maybe die before ``kill_at``."""
+    x, y = mlp_data(32)
+    model = mlp_model("fsdp")
+    chain = [callbacks.BackupAndRestore(backup_dir, save_freq=3), RecordAt(6)]
+    if kill_at is not None:
+        chain.append(KillAt(kill_at) if how == "exit" else SigkillRankOne(kill_at))
+    history = model.fit(x, y, batch_size=4, epochs=3, shuffle=True, verbose=0, callbacks=chain)
+    results["weights_fsdp_resume"] = flat_weights(model)
+    results["epochs"] = np.array(len(history.history["loss"]))
+    results["history"] = json.dumps(history.history)
+    results["restored"] = np.array(chain[0].restored_from is not None)
+    results["attempt"] = np.array(int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")))
 
 
 def main() -> None:
@@ -162,8 +284,8 @@ def main() -> None:
     if init_method:  # A file:// URL: each launch gives its ranks a fresh file.
         dist.init_process_group(backend, init_method=init_method, timeout=COLLECTIVE_TIMEOUT,
                                 world_size=int(os.environ["WORLD_SIZE"]), rank=int(os.environ["RANK"]))
-    else:  # As torchrun starts it.
-        dist.init_process_group(backend, init_method="env://", timeout=COLLECTIVE_TIMEOUT)
+    else:  # As torchrun starts it (each restart under its own key prefix).
+        distributed.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT.total_seconds())
     rank = dist.get_rank()
     workdir = os.path.join(out, f"rank{rank}")
     os.makedirs(workdir, exist_ok=True)
@@ -173,12 +295,23 @@ def main() -> None:
     for name in scenario.split(","):
         if name == "fit":
             scenario_fit(results)
+        elif name.startswith("linger_"):  # linger_ddp, linger_fsdp
+            scenario_linger(results, name.split("_")[1])
+        elif name == "fsdp":
+            scenario_fsdp(results)
+        elif name == "fsdp_bf16":
+            scenario_fsdp_bf16(results)
         elif name == "stop":
             scenario_stop(results)
-        elif name == "resume":  # OUT_DIR/backup, or a backup folder given, dying at KILL_AT.
-            backup_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(out, "backup")
+        elif name in ("resume", "resume_fsdp", "resume_fsdp_sigkill"):
+            # OUT_DIR/backup, or a backup folder given ("{rank}" is this rank), dying at KILL_AT.
+            backup_dir = sys.argv[3].format(rank=rank) if len(sys.argv) > 3 else os.path.join(out, "backup")
             kill_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
-            scenario_resume(results, backup_dir, kill_at)
+            if name == "resume":
+                scenario_resume(results, backup_dir, kill_at)
+            else:
+                how = "sigkill" if name.endswith("sigkill") else "exit"
+                scenario_resume_fsdp(results, backup_dir, kill_at, how)
         elif name == "hang":  # Rank 1 never reaches the barrier rank 0 waits in.
             if rank == 1:
                 time.sleep(3600)

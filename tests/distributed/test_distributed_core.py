@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from cadence import callbacks, distributed
+from cadence import data as cadence_data
 from cadence.data import ArrayAdapter, DataLoaderAdapter, Sequence, SequenceAdapter
 from cadence.data.adapters import pass_generator
+from cadence.data.sharding import shard_order
 from cadence.distributed import core
-from cadence.distributed.sharding import shard_order
 
 sys.path.insert(0, str(Path(__file__).parent))
 import dist_worker  # noqa: E402
@@ -91,15 +92,34 @@ def test_which_hooks_run_on_other_ranks(rank_one_of_two, tmp_path):
     checkpoint = callbacks.ModelCheckpoint(str(tmp_path / "w.weights.pt"), save_weights_only=True)
     assert runs(checkpoint, "on_train_begin") and not runs(checkpoint, "on_epoch_end")
     assert not runs(checkpoint, "on_train_batch_end")
-    backup = callbacks.BackupAndRestore(str(tmp_path / "backup"))
-    assert runs(backup, "on_train_begin")
-    assert not any(runs(backup, h) for h in ("on_train_batch_end", "on_epoch_end", "on_train_end"))
+    backup = callbacks.BackupAndRestore(str(tmp_path / "backup"))  # Every rank takes part.
+    assert all(runs(backup, h) for h in ("on_train_begin", "on_train_batch_end", "on_epoch_end"))
     assert not runs(callbacks.ProgbarLogger(), "on_epoch_end")
     assert runs(callbacks.EarlyStopping(), "on_epoch_end") and runs(callbacks.History(), "on_epoch_end")
     assert runs(Hooks(), "on_train_begin") and not runs(Hooks(), "on_epoch_end")
     assert not runs(Whole(), "on_train_begin")
     # A user class that happens to share a name with a cadence callback is not affected.
     assert runs(type("CSVLogger", (callbacks.Callback,), {})(), "on_epoch_end")
+
+
+class SavesShards(callbacks.Callback):
+    writes_files = True
+    collective_when_sharded = True
+
+
+def test_saving_callbacks_run_on_every_rank_when_the_model_is_sharded(rank_one_of_two, tmp_path):
+    runs = distributed.runs_on_this_rank
+    checkpoint = callbacks.ModelCheckpoint(str(tmp_path / "w.weights.pt"), save_weights_only=True)
+    mine = SavesShards()
+    for strategy, sharded in (("ddp", False), ("fsdp", True)):
+        model = dist_worker.mlp_model(strategy)
+        checkpoint.set_model(model)
+        mine.set_model(model)
+        assert runs(checkpoint, "on_epoch_end") is sharded and runs(mine, "on_epoch_end") is sharded
+        assert runs(checkpoint, "on_train_batch_end") is sharded
+    csv = callbacks.CSVLogger(str(tmp_path / "log.csv"))  # Writes files, gathers nothing.
+    csv.set_model(model)
+    assert not runs(csv, "on_epoch_end")
 
 
 def test_every_hook_runs_on_rank_zero(tmp_path):
@@ -235,3 +255,61 @@ def test_reduce_logs_reads_global_results_and_keeps_local_states(group_of_one):
     model = type("M", (), {"metrics": [metric]})()
     assert distributed.reduce_logs(model, {"m": torch.tensor(0.0)}) == {"m": 2.0}
     assert [t.item() for t in metric.state_tensors()] == [4.0, 2.0]  # total, count
+
+
+def test_strategies_are_checked_at_compile_and_fsdp_refuses_float16():
+    assert isinstance(dist_worker.mlp_model("fsdp").distribute_strategy, distributed.FSDP)
+    assert isinstance(dist_worker.mlp_model().distribute_strategy, distributed.DDP)
+    with pytest.raises(ValueError, match=r"strategy must be one of \['auto', 'ddp', 'fsdp'\] or a "
+                       r"cadence.distributed.DDP/FSDP object; received strategy='tpu'\."):
+        dist_worker.mlp_model("tpu")
+    model = dist_worker.mlp_model("fsdp", precision="16-mixed")
+    with pytest.raises(ValueError, match=r"strategy='fsdp' does not take precision='16-mixed'"):
+        model.distribute_strategy.wrap(model)
+    with pytest.raises(TypeError, match="FSDP's policy must be a function of the model returning modules; received 3"):
+        distributed.FSDP(policy=3)
+
+
+def test_fsdp_default_policy_shards_blocks_and_modules_with_parameters_of_their_own():
+    blocks = torch.nn.ModuleList([torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()) for _ in range(2)])
+    embed, head = torch.nn.Embedding(5, 2), torch.nn.Linear(2, 1)
+    model = torch.nn.ModuleDict({"embed": embed, "blocks": blocks, "act": torch.nn.ReLU(), "head": head})
+    assert distributed.default_policy(model) == [embed, head, blocks[0], blocks[1]]
+
+
+def test_collective_timeout_is_settable_and_checked(monkeypatch):
+    monkeypatch.setattr(core, "_settings", {"timeout": None})
+    monkeypatch.delenv("CADENCE_DISTRIBUTED_TIMEOUT", raising=False)
+    assert distributed.collective_timeout() == 600.0
+    monkeypatch.setenv("CADENCE_DISTRIBUTED_TIMEOUT", "42")
+    assert distributed.collective_timeout() == 42.0
+    distributed.set_timeout(7)
+    assert distributed.collective_timeout() == 7.0
+    with pytest.raises(ValueError, match=r"timeout must be a positive number of seconds; received 0\."):
+        distributed.set_timeout(0)
+
+
+@pytest.mark.parametrize(("cuda", "backend"), [(True, "nccl"), (False, "gloo")])
+def test_init_process_group_chooses_nccl_when_cuda_is_present(monkeypatch, cuda, backend):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(core, "local_cuda_device", lambda: calls.append("device"))
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda name, **kwargs: calls.append((name, kwargs["timeout"].total_seconds())))
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
+    monkeypatch.setattr(core, "_settings", {"timeout": None})
+    distributed.init_process_group(timeout=30)
+    assert calls == (["device"] if cuda else []) + [(backend, 30.0)]
+
+
+def test_cutting_a_source_is_the_adapters_own_method():
+    adapter = ArrayAdapter(torch.arange(7.0).reshape(7, 1), batch_size=2)
+    assert adapter.shard_units() == ("sample", 7)
+    assert adapter.set_shard(1, 3, training=True) == "sample"
+    assert adapter.shard == (1, 3, True) and adapter.num_batches == 2  # Samples 1, 4 and 0.
+    assert adapter.shard_indices(3).tolist() == [1, 4, 0]
+    generator = cadence_data.IterableAdapter(iter([np.zeros((1, 1))]))
+    assert generator.shard_units() is None and generator.set_shard(0, 2, training=True) is None
+    assert generator.shard is None
+    with pytest.raises(ValueError, match="IterableAdapter is not cut between ranks: call set_shard first."):
+        generator.shard_indices(1)
