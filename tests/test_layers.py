@@ -220,3 +220,26 @@ def test_the_run_state_and_callback_core_import_nothing_above_them(module):
     above = [t for t in targets if layer[_unit(t)] > layer[_unit(module)]]
     assert above == []
     assert not any(_unit(t) in {"model", "trainer"} for t in targets if _unit(module) == "callbacks")
+
+
+def test_the_readme_diagram_lists_every_file_in_its_layer():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("The layers, top to bottom")
+    block = readme[readme.index("```\n", start) + 4:]
+    block = block[: block.index("```")]
+    listed: dict[str, int] = {}
+    level = None
+    for line in block.splitlines():
+        if line[:1].isdigit():
+            level = int(line.split()[0])
+        else:
+            listed.update({name: level for name in line.split()})
+    files = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
+    layer = {unit: level for level, units in enumerate(LAYERS) for unit in units}
+
+    def unit(path: str) -> str:
+        return "cadence" if path == "__init__.py" else path.split("/")[0].removesuffix(".py")
+
+    missing = [path for path in files if path not in listed]
+    misplaced = [path for path in files if path in listed and listed[path] != layer[unit(path)]]
+    assert not missing and not misplaced, (missing, misplaced)
