@@ -36,9 +36,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Tensor:
         Per-sample losses of shape `(batch,)`.
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    if y_pred.shape == y_true.shape:  # One op and one autograd node where `square(a - b)` is two.
-        return per_sample(_mean_last(F.mse_loss(y_pred, y_true, reduction="none")))
-    return per_sample(_mean_last(torch.square(y_pred - y_true)))  # Broadcasting shapes.
+    return per_sample(_mean_last(torch.square(y_pred - y_true)))
 
 
 def mean_absolute_error(y_true: Any, y_pred: Any) -> Tensor:
@@ -52,9 +50,7 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Tensor:
         Per-sample losses of shape `(batch,)`.
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    if y_pred.shape == y_true.shape:  # One op and one autograd node where `abs(a - b)` is two.
-        return per_sample(_mean_last(F.l1_loss(y_pred, y_true, reduction="none")))
-    return per_sample(_mean_last(torch.abs(y_pred - y_true)))  # Broadcasting shapes.
+    return per_sample(_mean_last(torch.abs(y_pred - y_true)))
 
 
 def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Tensor:
