@@ -251,7 +251,12 @@ class MeanMetricWrapper(Mean):
             y_pred: Predictions.
             sample_weight: Optional weights of shape `(batch,)` or `(batch, 1)`.
         """
-        y_pred = to_tensor(y_pred)
-        y_true = to_tensor(y_true, like=y_pred)
-        values = to_tensor(self.fn(y_true, y_pred, **self.fn_kwargs), like=y_pred)
+        if type(y_pred) is not Tensor:
+            y_pred = to_tensor(y_pred)
+        device = y_pred.device
+        if type(y_true) is not Tensor or y_true.device != device:
+            y_true = to_tensor(y_true, like=y_pred)
+        values = self.fn(y_true, y_pred, **self.fn_kwargs)
+        if type(values) is not Tensor or values.device != device:
+            values = to_tensor(values, like=y_pred)
         super().update_state(values, sample_weight=sample_weight)
