@@ -68,11 +68,6 @@ class MetricLogs(Mapping):
         return to_python(self.results())
 
 
-def to_python(self) -> dict[str, Any]:
-        """Return the current values as a plain dict of Python floats."""
-        return to_python({m.name: m.result() for m in self._metrics})
-
-
 def to_python(logs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return ``logs`` as a plain dict of Python values, with one host transfer for all tensors.
 
