@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 
 import torch
 
@@ -38,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. 'cuda' (default cpu)")
     parser.add_argument("--batch-size", type=int, default=workloads.BATCH_SIZE,
                         help=f"batch size (default {workloads.BATCH_SIZE})")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="what is timed: wall time (default), or the process's CPU time, "
+                             "steadier on a loaded machine (use with --threads 1)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.epochs < 2 or args.threads < 1 or args.batch_size < 1:
         parser.error(
@@ -61,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table; return 0 (targets are reported, not enforced)."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        workloads.clock = time.process_time
     wanted = set(args.only.split(","))
     _, missing = workloads.cadence_callbacks(".")
     print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} rounds of "
           f"{args.epochs} epochs (first is warm-up), device {args.device}, batch {args.batch_size}, "
-          f"{workloads.SAMPLES} samples, validation_split={workloads.VALIDATION_SPLIT}")
+          f"{workloads.SAMPLES} samples, validation_split={workloads.VALIDATION_SPLIT}, "
+          f"{args.clock} clock")
     print("callbacks: History, EarlyStopping, CSVLogger, ModelCheckpoint(save_best_only)"
           + (f" (missing here: {', '.join(missing)})" if missing else ""))
     header = f"{'':3}{'workload':<62}{'hand ms':>9}{'cadence ms':>12}{'ratio':>8}{'target':>8}"

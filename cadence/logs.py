@@ -27,7 +27,9 @@ conversions = 0
 class MetricLogs(Mapping):
     """A read-only, lazy mapping from metric names to their current results.
 
-    Values are 0-d tensors computed on access; nothing is synchronised with the host. Use
+    Values are 0-d tensors computed on access (each metric's ``result()``, read when the view
+    is read, not when it is made); nothing is synchronised with the host. A metric whose
+    ``result()`` is a dict contributes its entries, as in ``Model.get_metrics_result()``. Use
     :meth:`to_python` to get a plain ``dict`` of floats (one transfer for all keys).
     """
 
@@ -36,21 +38,34 @@ class MetricLogs(Mapping):
     def __init__(self, metrics: list[Any]) -> None:
         self._metrics = metrics
 
+    def results(self) -> dict[str, Any]:
+        """Return every metric's current result in a new dict (0-d tensors, nothing read)."""
+        results: dict[str, Any] = {}
+        for metric in self._metrics:
+            value = metric.result()
+            if isinstance(value, dict):
+                results.update(value)
+            else:
+                results[metric.name] = value
+        return results
+
     def __getitem__(self, key: str) -> Any:
         for metric in self._metrics:
             if metric.name == key:
-                return metric.result()
-        raise KeyError(key)
+                value = metric.result()
+                if not isinstance(value, dict):
+                    return value
+        return self.results()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return (metric.name for metric in self._metrics)
+        return iter(self.results())
 
     def __len__(self) -> int:
-        return len(self._metrics)
+        return len(self.results())
 
     def to_python(self) -> dict[str, Any]:
         """Return the current values as a plain dict of Python floats."""
-        return to_python({m.name: m.result() for m in self._metrics})
+        return to_python(self.results())
 
 
 def to_python(logs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -69,7 +84,7 @@ def to_python(logs: Mapping[str, Any] | None) -> dict[str, Any]:
     if logs is None:
         return {}
     if isinstance(logs, MetricLogs):
-        logs = {m.name: m.result() for m in logs._metrics}
+        logs = logs.results()
     out: dict[str, Any] = {}
     scalar_keys: list[str] = []
     scalars: list[torch.Tensor] = []

@@ -16,7 +16,7 @@ from cadence import metrics as metrics_module
 from cadence import optimizers as optimizers_module
 from cadence.data import tree
 from cadence.keras_model import KerasModelMixin
-from cadence.steps import StepsMixin
+from cadence.steps import LogsOnRead, StepsMixin
 from cadence.trainer import loops
 from cadence.trainer.compile_utils import CompiledLoss, CompiledMetrics
 from cadence.weights import WeightsMixin
@@ -100,6 +100,7 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
         self._train_state: Any = None
         self._ddp_route: Any = None  # Set by fit in several processes (cadence.distributed.ddp).
         self.distribute_strategy: Any = None  # compile(strategy=...): cadence.distributed.strategy.
+        self._logs_on_read = LogsOnRead()  # Switched on by the step functions (steps.py).
 
     # ----------------------------------------------------------------- calling
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -286,21 +287,6 @@ class Model(KerasModelMixin, StepsMixin, WeightsMixin, nn.Module):
         """Reset every metric's state."""
         for metric in self.metrics:
             metric.reset_state()
-
-    def get_metrics_result(self) -> dict[str, Any]:
-        """Return the metrics' current results as a new dict of 0-d tensors, as Keras 3 does.
-
-        Nothing is copied to the host: the values stay on the device until a callback reads
-        them. A metric whose ``result()`` is a dict contributes its entries.
-        """
-        results: dict[str, Any] = {}
-        for metric in self.metrics:
-            value = metric.result()
-            if isinstance(value, dict):
-                results.update(value)
-            else:
-                results[metric.name] = value
-        return results
 
     # ----------------------------------------------------------------- loops
     def fit(

@@ -17,10 +17,32 @@ from typing import Any
 import torch
 
 from cadence.data import tree
+from cadence.logs import MetricLogs
 from cadence.overriding import redefined_below
 
 #: Keras 3's warning for a model with nothing to train.
 NO_TRAINABLE_WEIGHTS = "The model does not have any trainable weights."
+
+#: What a step's logs are made of; a model whose class redefines one of these gets plain dicts.
+_LOG_MAKERS = ("compute_metrics", "get_metrics_result")
+
+
+class LogsOnRead:
+    """Whether the built-in steps return their logs as a lazy view (set by the step functions).
+
+    ``fit`` and ``evaluate`` read a step's logs only when a hook wants them, or once at the
+    end of the epoch: the functions made by ``make_train_function`` / ``make_test_function``
+    switch this on around a call of the model's own step, so that ``compute_metrics`` returns
+    a :class:`~cadence.logs.MetricLogs` (each metric's ``result()`` computed when read) in
+    place of computing every result on every batch. Anywhere else, and whenever the model
+    redefines the step, ``compute_metrics`` or ``get_metrics_result``, the steps return a
+    new dict, as Keras's do.
+    """
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = False
 
 
 class StepsMixin:
@@ -51,14 +73,37 @@ class StepsMixin:
     def compute_metrics(
         self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
     ) -> dict[str, Any]:
-        """Update the compiled metrics with a batch; return every metric's result (a dict)."""
+        """Update the compiled metrics with a batch; return every metric's result.
+
+        Returns:
+            A new dict of 0-d tensors (``get_metrics_result()``), or, inside ``fit`` and
+            ``evaluate`` for a model that keeps the built-in steps, the same values as a lazy
+            :class:`~cadence.logs.MetricLogs`, computed only when a hook reads them.
+        """
         if self._compiled_metrics is not None and y is not None:
             if isinstance(y_pred, torch.Tensor):  # Detaching is enough: no graph is built.
                 self._compiled_metrics.update_state(y, y_pred.detach(), sample_weight)
             else:
                 with torch.no_grad():
                     self._compiled_metrics.update_state(y, y_pred, sample_weight)
+        if self._logs_on_read.active:
+            return MetricLogs(self.metrics)
         return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict[str, Any]:
+        """Return the metrics' current results as a new dict of 0-d tensors, as Keras 3 does.
+
+        Nothing is copied to the host: the values stay on the device until a callback reads
+        them. A metric whose ``result()`` is a dict contributes its entries.
+        """
+        results: dict[str, Any] = {}
+        for metric in self.metrics:
+            value = metric.result()
+            if isinstance(value, dict):
+                results.update(value)
+            else:
+                results[metric.name] = value
+        return results
 
     def _track_loss(self, x: Any, loss: torch.Tensor) -> None:
         batch_size = x.shape[0] if isinstance(x, torch.Tensor) else tree.batch_size_of(x)
@@ -133,13 +178,14 @@ class StepsMixin:
 
         What depends only on the model and its compilation is decided here, once per ``fit``:
         an overridden ``train_step`` gets its gradients zeroed before each call (at the start
-        of each accumulation window), as a Keras step starts with an empty tape; a model with
-        no trainable parameters is fitted with Keras's warning.
+        of each accumulation window), as a Keras step starts with an empty tape; the built-in
+        step returns its logs as a lazy view (:class:`LogsOnRead`); a model with no trainable
+        parameters is fitted with Keras's warning.
         """
         if not self.trainable_weights:
             warnings.warn(NO_TRAINABLE_WEIGHTS, stacklevel=3)
         if not redefined_below(self, StepsMixin, ("train_step",)):
-            return self.train_step
+            return self._logs_read_when_wanted(self.train_step)
 
         def zeroed_train_step(data: Any) -> Any:
             run = self._train_state
@@ -150,8 +196,28 @@ class StepsMixin:
         return zeroed_train_step
 
     def make_test_function(self) -> Callable[[Any], Any]:
-        """Return the function ``evaluate`` calls with every batch (``test_step``)."""
-        return self.test_step
+        """Return the function ``evaluate`` calls with every batch (``test_step``).
+
+        The built-in step returns its logs as a lazy view (:class:`LogsOnRead`).
+        """
+        if redefined_below(self, StepsMixin, ("test_step",)):
+            return self.test_step
+        return self._logs_read_when_wanted(self.test_step)
+
+    def _logs_read_when_wanted(self, step: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Return ``step`` returning lazy logs, unless the model redefines what makes them."""
+        if redefined_below(self, StepsMixin, _LOG_MAKERS):
+            return step
+        logs_on_read = self._logs_on_read
+
+        def step_with_logs_on_read(data: Any) -> Any:
+            logs_on_read.active = True
+            try:
+                return step(data)
+            finally:
+                logs_on_read.active = False
+
+        return step_with_logs_on_read
 
     def make_predict_function(self) -> Callable[[Any], Any]:
         """Return the function ``predict`` calls with every batch (``predict_step``)."""

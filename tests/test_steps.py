@@ -280,3 +280,21 @@ def test_jit_compile_gives_the_eager_history():
     assert sorted(eager) == sorted(compiled)
     for key in eager:
         np.testing.assert_allclose(compiled[key], eager[key], rtol=0, atol=1e-5)
+
+
+def test_the_step_function_returns_a_lazy_view_of_the_metrics_a_direct_call_a_dict():
+    from cadence.logs import MetricLogs
+
+    x, y = regression_data()
+    model = linear()
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"], device="cpu")
+    with torch.no_grad():
+        prediction = model.module(x[:4])  # The weights before the step: what the step sees.
+    expected = {"loss": ((prediction - y[:4]) ** 2).mean().item(),
+                "mae": (prediction - y[:4]).abs().mean().item()}
+    logs = model.make_train_function()((x[:4], y[:4]))
+    assert isinstance(logs, MetricLogs)
+    assert sorted(logs) == sorted(expected)
+    assert logs.to_python() == pytest.approx(expected, rel=1e-6)
+    assert type(model.train_step((x[:4], y[:4]))) is dict  # A direct call: a plain dict.
+    assert type(model.test_step((x[:4], y[:4]))) is dict

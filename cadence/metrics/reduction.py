@@ -68,6 +68,12 @@ class Mean(Metric):
     first); `result()` is `total / count`, 0 before any weight was added. Both states live on
     the device of the values, so neither method synchronises the host with the device.
 
+    A whole-number weight the host already knows (the batch size of an unweighted batch, the
+    trainer's `sample_weight=batch_size` for the loss) is summed on the host and added to
+    `count` when the state is next read (`states()`, `result()`, `state_dict()`,
+    `state_tensors()`): one device op fewer per batch, and the same `count`, since sums of
+    whole numbers are exact in float64 in any order.
+
     Args:
         name: Name of the metric; defaults to `"mean"`.
         dtype: Dtype of `result()`.
@@ -77,6 +83,7 @@ class Mean(Metric):
         super().__init__(name=name, dtype=dtype)
         self.add_state("total")
         self.add_state("count")
+        self._host_count = 0  # Whole-number weights not yet added to `count`.
         # What the host knows of `count` since the last reset: whether a positive number was
         # added, and whether anything it cannot see (a tensor of weights, a negative number, a
         # loaded state) was. With the first and not the second, `count` > 0, so `result()`
@@ -90,9 +97,25 @@ class Mean(Metric):
         elif count > 0:
             self._positive_count = True
 
+    def states(self, device: torch.device | None = None) -> dict[str, Tensor]:
+        """Returns the state tensors, `count` up to date (see `Metric.states`)."""
+        states = super().states(device)
+        if self._host_count:
+            states["count"].add_(self._host_count)
+            self._host_count = 0
+        return states
+
+    def _add_count(self, count: Tensor, batch_count: Any) -> None:
+        if type(batch_count) is int:
+            self._host_count += batch_count
+        else:
+            count.add_(batch_count)
+        self._note_count(batch_count)
+
     def reset_state(self) -> None:
         """Zeroes the state in place (no allocation, no host sync)."""
         super().reset_state()
+        self._host_count = 0
         self._positive_count = False
         self._unseen_count = False
 
@@ -115,6 +138,7 @@ class Mean(Metric):
             ValueError: If the keys are not this metric's state names.
         """
         super().load_state_dict(state_dict)
+        self._host_count = 0
         self._unseen_count = True
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
@@ -126,22 +150,23 @@ class Mean(Metric):
                 `(batch,)` / `(batch, 1)`.
         """
         if isinstance(values, Tensor):
-            values = to_tensor(values).detach()
-            state = self.states(values.device)
+            if values.requires_grad:
+                values = values.detach()
+            state = self._states
+            if not state or values.device != self._device:
+                state = self.states(values.device)
         else:
             state = self.states()
             values = torch.as_tensor(values, device=self.device)
-        total, count = state["total"], state["count"]
+        total = state["total"]
         if values.dim() == 0 and type(sample_weight) is int:
-            # The loss tracker: a batch's mean loss weighted by its size, two in-place adds.
+            # The loss tracker: a batch's mean loss weighted by its size, one in-place add.
             total.add_(values, alpha=sample_weight)
-            count.add_(sample_weight)
-            self._note_count(sample_weight)
+            self._add_count(state["count"], sample_weight)
             return
         batch_total, batch_count = samplewise_totals(values, sample_weight, torch.mean, total.dtype)
         total.add_(batch_total)
-        count.add_(batch_count)
-        self._note_count(batch_count)
+        self._add_count(state["count"], batch_count)
 
     def result(self) -> Tensor:
         """Returns `total / count`, or 0 when nothing has been weighted yet.
@@ -226,7 +251,12 @@ class MeanMetricWrapper(Mean):
             y_pred: Predictions.
             sample_weight: Optional weights of shape `(batch,)` or `(batch, 1)`.
         """
-        y_pred = to_tensor(y_pred)
-        y_true = to_tensor(y_true, like=y_pred)
-        values = to_tensor(self.fn(y_true, y_pred, **self.fn_kwargs), like=y_pred)
+        if type(y_pred) is not Tensor:
+            y_pred = to_tensor(y_pred)
+        device = y_pred.device
+        if type(y_true) is not Tensor or y_true.device != device:
+            y_true = to_tensor(y_true, like=y_pred)
+        values = self.fn(y_true, y_pred, **self.fn_kwargs)
+        if type(values) is not Tensor or values.device != device:
+            values = to_tensor(values, like=y_pred)
         super().update_state(values, sample_weight=sample_weight)

@@ -353,11 +353,14 @@ def predict(
     predict_step = model.make_predict_function()
     outputs: list[Any] = []
     callback_list.on_predict_begin()
+    hooked = callback_list.wants_batch_hooks("predict")  # Else both batch hooks do nothing.
     with torch.no_grad(), distributed.gathered(model):  # FSDP: whole weights, gathered once.
         for step, batch in enumerate(EpochIterator(adapter, steps).epoch()):
-            callback_list.on_predict_batch_begin(step)
+            if hooked:
+                callback_list.on_predict_batch_begin(step)
             batch_outputs = predict_step(batch if move is None else move(batch))
-            callback_list.on_predict_batch_end(step, {"outputs": batch_outputs})
+            if hooked:
+                callback_list.on_predict_batch_end(step, {"outputs": batch_outputs})
             outputs.append(tree.map_structure(_to_host, batch_outputs))
             if model.stop_predicting:
                 break

@@ -251,3 +251,25 @@ def test_a_mean_is_zero_whenever_its_count_is_zero_whatever_the_host_saw():
     summed.reset_state()
     summed.update_state(torch.tensor(6.0), sample_weight=3)
     assert summed.result().item() == 6.0
+
+
+def test_whole_number_counts_summed_on_the_host_are_in_every_read_of_the_state():
+    m = metrics.Mean()
+    m.update_state(torch.tensor([1.0, 2.0, 3.0]))  # count 3, known to the host
+    m.update_state(torch.tensor(4.0), sample_weight=5)  # the loss tracker's form
+    expected_count = 3 + 5
+    expected_total = 1.0 + 2.0 + 3.0 + 4.0 * 5
+    assert m.states()["count"].item() == expected_count
+    assert m.state_dict() == {"total": torch.tensor(expected_total, dtype=torch.float64),
+                              "count": torch.tensor(8.0, dtype=torch.float64)}
+    m.update_state(torch.tensor([6.0]))
+    assert [t.item() for t in m.state_tensors()] == [expected_total + 6.0, 9.0]
+    m.update_state(torch.tensor([2.0]), sample_weight=0.5)  # a float weight: added at once
+    assert m.result().item() == pytest.approx((expected_total + 6.0 + 1.0) / 9.5)
+    m.reset_state()
+    m.update_state(torch.tensor([1.0]))
+    loaded = metrics.Mean()
+    loaded.update_state(torch.tensor([7.0, 7.0]))  # pending count dropped by the load
+    loaded.load_state_dict(m.state_dict())
+    assert loaded.state_dict()["count"].item() == 1.0
+    assert loaded.result().item() == 1.0
