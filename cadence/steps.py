@@ -96,14 +96,7 @@ class StepsMixin:
         Nothing is copied to the host: the values stay on the device until a callback reads
         them. A metric whose ``result()`` is a dict contributes its entries.
         """
-        results: dict[str, Any] = {}
-        for metric in self.metrics:
-            value = metric.result()
-            if isinstance(value, dict):
-                results.update(value)
-            else:
-                results[metric.name] = value
-        return results
+        return MetricLogs(self.metrics).results()
 
     def _track_loss(self, x: Any, loss: torch.Tensor) -> None:
         batch_size = x.shape[0] if isinstance(x, torch.Tensor) else tree.batch_size_of(x)

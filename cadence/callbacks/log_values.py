@@ -15,16 +15,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from cadence.logs import plain_numbers
+
 
 def plain_value(value: Any) -> Any:
     """Return a numpy or torch log value as a Python number or a nested list; others unchanged."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return value.item() if value.ndim == 0 else value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    return plain_numbers(value) if isinstance(value, np.ndarray | np.generic) else value
+
+
+def check_log_every_n_batches(value: Any) -> None:
+    """Refuse a ``log_every_n_batches`` that is not ``None`` or a positive integer."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(
+            "log_every_n_batches must be None or a positive integer; "
+            f"received log_every_n_batches={value!r}."
+        )
 
 
 def check_log_keys(logs: Mapping[Any, Any] | None, owner: str, hook: str) -> None:

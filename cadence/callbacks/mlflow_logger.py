@@ -14,7 +14,7 @@ from typing import Any
 
 from cadence import extras, output_paths
 from cadence.callbacks.callback import Callback
-from cadence.callbacks.log_values import check_log_keys, plain_value
+from cadence.callbacks.log_values import check_log_every_n_batches, check_log_keys, plain_value
 from cadence.logs import to_python
 
 _INVALID_KEY = re.compile(r"[^\w\-. /]")
@@ -119,15 +119,7 @@ class MLflowLogger(Callback):
         tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
-        if log_every_n_batches is not None and (
-            not isinstance(log_every_n_batches, int)
-            or isinstance(log_every_n_batches, bool)
-            or log_every_n_batches < 1
-        ):
-            raise ValueError(
-                "log_every_n_batches must be None or a positive integer; "
-                f"received log_every_n_batches={log_every_n_batches!r}."
-            )
+        check_log_every_n_batches(log_every_n_batches)
         if not isinstance(experiment_name, str) or not experiment_name:
             raise ValueError(
                 f"experiment_name must be a non-empty string; received experiment_name={experiment_name!r}."

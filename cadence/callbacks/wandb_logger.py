@@ -9,6 +9,7 @@ from typing import Any
 
 from cadence import extras
 from cadence.callbacks.callback import Callback
+from cadence.callbacks.log_values import check_log_every_n_batches
 from cadence.logs import to_python
 
 
@@ -85,15 +86,7 @@ class WandbLogger(Callback):
         **init_kwargs: Any,
     ) -> None:
         super().__init__()
-        if log_every_n_batches is not None and (
-            not isinstance(log_every_n_batches, int)
-            or isinstance(log_every_n_batches, bool)
-            or log_every_n_batches < 1
-        ):
-            raise ValueError(
-                "log_every_n_batches must be None or a positive integer; "
-                f"received log_every_n_batches={log_every_n_batches!r}."
-            )
+        check_log_every_n_batches(log_every_n_batches)
         if mode not in (None, "online", "offline", "disabled"):
             raise ValueError(
                 f"mode must be None, 'online', 'offline' or 'disabled'; received mode={mode!r}."
